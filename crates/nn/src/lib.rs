@@ -20,3 +20,7 @@ pub mod sample;
 pub mod vocab;
 pub use sample::{generate, Sampling};
 pub use vocab::Vocab;
+pub mod checkpoint;
+pub use checkpoint::{
+    data_hash, git_revision, load_checkpoint, save_checkpoint, write_atomic, CheckpointMeta,
+};

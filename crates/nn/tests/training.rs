@@ -63,3 +63,56 @@ fn tiny_model_learns_to_reverse_lists() {
     let accuracy = correct as f64 / held_out.len() as f64;
     assert!(accuracy >= 0.95, "held-out exact-match accuracy {accuracy}");
 }
+
+#[test]
+fn a_non_finite_loss_stops_training_naming_the_step() {
+    use mesa_nn::{Input, Targets};
+    use ndarray::{Array2, Array3};
+    let mut model = Transformer::new(Tiny::language_model(5, 4), 0).unwrap();
+    let config = TrainConfig {
+        steps: 10,
+        batch_size: 2,
+        ..TrainConfig::default()
+    };
+    let err = train(
+        &mut model,
+        &config,
+        |_, step| {
+            let input = Input::tokens(&[vec![1, 2, 3], vec![2, 3, 4]])?;
+            let mut values = Array3::zeros((2, 3, 5));
+            if step == 3 {
+                values[[0, 0, 0]] = f32::INFINITY;
+            }
+            Ok((
+                input,
+                Targets::Values {
+                    values,
+                    weights: Array2::ones((2, 3)),
+                },
+            ))
+        },
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, mesa_nn::NnError::NonFiniteLoss { step: 3, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn same_seed_gives_identical_training() {
+    let run = || {
+        let mut rng = StdRng::seed_from_u64(1);
+        let data: Vec<TokenExample> = (0..100).map(|_| reversal_example(&mut rng)).collect();
+        let mut model = Transformer::new(Tiny::language_model(10, 9), 2).unwrap();
+        let config = TrainConfig {
+            steps: 20,
+            batch_size: 8,
+            ..TrainConfig::default()
+        };
+        let log = train(&mut model, &config, token_sampler(data, 8, PAD), false).unwrap();
+        (log, model.named_params())
+    };
+    assert_eq!(run(), run());
+}
