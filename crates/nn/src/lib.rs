@@ -1,10 +1,50 @@
 //! `mesa-nn`: a decoder-only transformer on dfdx that researchers can look inside.
+//!
+//! Every organism of the lab is trained with this crate and every detector looks inside models
+//! through it. The model ([`Transformer`]) is one type with pluggable parts (token or real-vector
+//! input, softmax or linear attention, with or without MLP and LayerNorm, any output width), sized
+//! by presets that are types ([`Tiny`], [`Small`], [`Small4`]). It exposes TransformerLens-style
+//! hook points ([`HookPoint`], printed as `blocks.0.hook_resid_post` and so on):
+//!
+//! - [`Transformer::run_with_cache`]: logits and an [`ActivationCache`] (`[batch, pos, ...]`
+//!   tensors, convertible to ndarray for linfa);
+//! - [`Transformer::run_with_hooks`]: [`Hooks`] that patch, zero- or mean-ablate, steer, or run
+//!   any function, per position and per head, scoped to the one call;
+//! - [`Transformer::activation_gradients`]: gradients of any objective with respect to
+//!   activations, through hooked runs;
+//! - [`train()`]: AdamW, warm-up + cosine, clipping, loss masks, seeded batches, a per-step log;
+//! - [`generate`]: batched greedy or temperature sampling;
+//! - [`save_checkpoint`] / [`load_checkpoint`]: safetensors + JSON sidecar (tensor names in
+//!   [`checkpoint`]);
+//! - [`Vocab`]: a word-level vocabulary where an unknown word is an error.
+//!
+//! ```
+//! use mesa_nn::{CacheFilter, HookPoint, Input, Preset, Tiny, Transformer};
+//! let model = Transformer::new(Tiny::language_model(10, 16), 0)?;
+//! let input = Input::tokens(&[vec![1, 2, 3, 4]])?;
+//! let (logits, cache) = model.run_with_cache(&input, &CacheFilter::All)?;
+//! let resid = cache.array3(HookPoint::resid_post(0))?; // [batch, pos, d_model]
+//! assert_eq!(resid.shape(), &[1, 4, 32]);
+//! assert_eq!(logits.shape(), &[1, 4, 10]);
+//! # Ok::<(), mesa_nn::NnError>(())
+//! ```
+//!
+//! Invariants: all randomness comes from explicit seeds (same seed, same numbers); a hooked run
+//! with no hooks is bit-identical to the plain forward; a failed write never leaves a
+//! half-written checkpoint.
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod hooks;
 pub mod model;
 pub mod params;
+pub mod sample;
+pub mod train;
+pub mod vocab;
 
+pub use checkpoint::{
+    data_hash, git_revision, load_checkpoint, save_checkpoint, write_atomic, CheckpointMeta,
+};
 pub use config::{AttentionKind, InputFront, ModelConfig, Preset, Small, Small4, Tiny};
 pub use error::{NnError, Result};
 pub use hooks::{
@@ -12,15 +52,9 @@ pub use hooks::{
     Intervention,
 };
 pub use model::{Input, TapedLogits, TapedScalar, Transformer};
-pub mod train;
-pub use train::{
-    loss_on, token_batch, token_sampler, train, StepLog, Targets, TokenExample, TrainConfig,
-};
-pub mod sample;
-pub mod vocab;
 pub use sample::{generate, Sampling};
-pub use vocab::Vocab;
-pub mod checkpoint;
-pub use checkpoint::{
-    data_hash, git_revision, load_checkpoint, save_checkpoint, write_atomic, CheckpointMeta,
+pub use train::{
+    loss_and_gradients, loss_on, token_batch, token_sampler, train, StepLog, Targets, TokenExample,
+    TrainConfig, Trainer,
 };
+pub use vocab::Vocab;

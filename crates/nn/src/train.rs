@@ -85,6 +85,7 @@ impl TrainConfig {
 
     /// Learning rate at `step` (0-based): linear warm-up, then cosine decay.
     pub fn lr_at(&self, step: usize) -> f32 {
+        let step = step.min(self.steps.saturating_sub(1));
         if step < self.warmup_steps {
             return self.lr * (step + 1) as f32 / self.warmup_steps as f32;
         }
@@ -224,17 +225,84 @@ pub fn loss_on(logits: TapedLogits, targets: &Targets) -> Result<TapedScalar> {
     }
 }
 
-/// Trains `model` in place. `next_batch(rng, step)` draws each batch from the seeded `rng`.
-/// Stops with [`NnError::NonFiniteLoss`] at the first NaN or infinite loss or gradient.
+/// Forward and backward pass of one batch: the loss value and the gradients of every
+/// parameter (and every intermediate tensor) of `model`.
+pub fn loss_and_gradients(
+    model: &Transformer,
+    input: &Input,
+    targets: &Targets,
+) -> Result<(f32, Gradients<f32, Cpu>)> {
+    let logits = model.forward_for_training(input)?;
+    let loss = loss_on(logits, targets)?;
+    let value = loss.array();
+    Ok((value, loss.backward()))
+}
+
+/// Optimiser state across steps; [`train`] drives one, and code that interleaves training
+/// with evaluation (safety-training curves) can drive one directly.
+pub struct Trainer {
+    config: TrainConfig,
+    optimizer: AdamW,
+    step: usize,
+}
+
+impl Trainer {
+    pub fn new(model: &Transformer, config: TrainConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            optimizer: AdamW::new(model),
+            config,
+            step: 0,
+        })
+    }
+
+    /// Steps taken so far.
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+
+    /// One optimiser step on one batch. A NaN or infinite loss or gradient is an error naming
+    /// the step, and leaves the model as it was.
+    pub fn step(
+        &mut self,
+        model: &mut Transformer,
+        input: &Input,
+        targets: &Targets,
+    ) -> Result<StepLog> {
+        let step = self.step;
+        let (loss, mut grads) = loss_and_gradients(model, input, targets)?;
+        if !loss.is_finite() {
+            return Err(NnError::NonFiniteLoss { step, loss });
+        }
+        let lr = self.config.lr_at(step);
+        let grad_norm = self.optimizer.step(model, &mut grads, &self.config, lr);
+        if !grad_norm.is_finite() {
+            return Err(NnError::NonFiniteLoss {
+                step,
+                loss: grad_norm,
+            });
+        }
+        self.step += 1;
+        Ok(StepLog {
+            step,
+            loss,
+            grad_norm,
+            lr,
+        })
+    }
+}
+
+/// Trains `model` in place for `config.steps` steps. `next_batch(rng, step)` draws each batch
+/// from an rng seeded with `config.seed`. Stops with [`NnError::NonFiniteLoss`] at the first NaN
+/// or infinite loss or gradient.
 pub fn train(
     model: &mut Transformer,
     config: &TrainConfig,
     mut next_batch: impl FnMut(&mut StdRng, usize) -> Result<(Input, Targets)>,
     show_progress: bool,
 ) -> Result<Vec<StepLog>> {
-    config.validate()?;
+    let mut trainer = Trainer::new(model, config.clone())?;
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut optimizer = AdamW::new(model);
     let bar = if show_progress {
         let bar = ProgressBar::new(config.steps as u64);
         bar.set_style(
@@ -248,36 +316,18 @@ pub fn train(
     let mut log = Vec::with_capacity(config.steps);
     for step in 0..config.steps {
         let (input, targets) = next_batch(&mut rng, step)?;
-        let logits = model.forward_for_training(&input)?;
-        let loss = loss_on(logits, &targets)?;
-        let loss_value = loss.array();
-        if !loss_value.is_finite() {
-            bar.abandon();
-            return Err(NnError::NonFiniteLoss {
-                step,
-                loss: loss_value,
-            });
-        }
-        let mut grads = loss.backward();
-        let lr = config.lr_at(step);
-        let grad_norm = optimizer.step(model, &mut grads, config, lr);
-        if !grad_norm.is_finite() {
-            bar.abandon();
-            return Err(NnError::NonFiniteLoss {
-                step,
-                loss: grad_norm,
-            });
-        }
-        log.push(StepLog {
-            step,
-            loss: loss_value,
-            grad_norm,
-            lr,
-        });
-        bar.inc(1);
+        let entry = match trainer.step(model, &input, &targets) {
+            Ok(entry) => entry,
+            Err(e) => {
+                bar.abandon();
+                return Err(e);
+            }
+        };
         if step % 20 == 0 {
-            bar.set_message(format!("loss {loss_value:.4}"));
+            bar.set_message(format!("loss {:.4}", entry.loss));
         }
+        log.push(entry);
+        bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(log)
