@@ -37,6 +37,7 @@ pub mod config;
 pub mod error;
 pub mod hooks;
 pub mod model;
+mod ops;
 pub mod params;
 pub mod sample;
 pub mod train;

@@ -26,7 +26,7 @@ pub type TapedLogits = T3<OwnedTape<f32, Cpu>>;
 /// A scalar carrying the gradient tape: what a gradient objective returns.
 pub type TapedScalar = Tensor<(), f32, Cpu, OwnedTape<f32, Cpu>>;
 
-const LN_EPS: f64 = 1e-5;
+const LN_EPS: f32 = 1e-5;
 
 /// A batch of model inputs: token ids `[batch, pos]` or real vectors `[batch, pos, dim]`.
 #[derive(Clone, Debug, PartialEq)]
@@ -467,12 +467,7 @@ impl Transformer {
             .permute::<_, Axes4<0, 2, 1, 3>>();
         let scores: T4<T> = q.matmul(k);
         let pattern = match self.config.attention {
-            AttentionKind::Softmax => {
-                let mask = self
-                    .causal_additive_mask(s)
-                    .broadcast_like::<_, Axes2<0, 1>>(&(b, h, s, s));
-                ((scores * (1.0 / (dh as f32).sqrt())) + mask).softmax::<Axis<3>>()
-            }
+            AttentionKind::Softmax => crate::ops::causal_softmax(scores, 1.0 / (dh as f32).sqrt()),
             AttentionKind::Linear => {
                 scores
                     * self
@@ -498,7 +493,7 @@ impl Transformer {
             Some(ln) => layer_norm(resid_mid.clone().put_tape(tape), ln),
             None => resid_mid.clone().put_tape(tape),
         };
-        let mlp_out = linear(linear(normed, w_in).fast_gelu(), w_out);
+        let mlp_out = linear(crate::ops::gelu(linear(normed, w_in)), w_out);
         let mlp_out = self.hook(run, at(BlockHook::MlpOut), mlp_out)?;
         debug_assert_eq!(mlp_out.shape().2, d);
         self.hook(
@@ -506,20 +501,6 @@ impl Transformer {
             at(BlockHook::ResidPost),
             resid_mid.retaped::<T>() + mlp_out,
         )
-    }
-
-    /// `[q, k]`: 0 where `k <= q`, minus infinity after, so softmax gives future keys weight 0.
-    fn causal_additive_mask(&self, s: usize) -> Tensor<(usize, usize), f32, Cpu> {
-        let data = (0..s * s)
-            .map(|i| {
-                if i % s <= i / s {
-                    0.0
-                } else {
-                    f32::NEG_INFINITY
-                }
-            })
-            .collect();
-        self.dev.tensor_from_vec(data, (s, s))
     }
 
     /// `[q, k]`: `1/(q+1)` where `k <= q`, 0 after: linear attention averages over the past.
@@ -585,14 +566,11 @@ impl<T: Tape<f32, Cpu>> IntoCached for T4<T> {
 }
 
 fn linear<T: Tape<f32, Cpu>>(x: T3<T>, l: &Linear) -> T3<T> {
-    let shape = (x.shape().0, x.shape().1, l.w.shape().1);
-    x.matmul(l.w.retaped::<T>()) + l.b.retaped::<T>().broadcast_like::<_, Axes2<0, 1>>(&shape)
+    crate::ops::add_bias(x.matmul(l.w.retaped::<T>()), &l.b)
 }
 
 fn layer_norm<T: Tape<f32, Cpu>>(x: T3<T>, ln: &LayerNorm) -> T3<T> {
-    let shape = *x.shape();
-    x.normalize::<Axis<2>>(LN_EPS) * ln.w.retaped::<T>().broadcast_like::<_, Axes2<0, 1>>(&shape)
-        + ln.b.retaped::<T>().broadcast_like::<_, Axes2<0, 1>>(&shape)
+    crate::ops::layer_norm(x, &ln.w, &ln.b, LN_EPS)
 }
 
 fn to_array3<T>(t: &T3<T>) -> Array3<f32> {
