@@ -1,0 +1,38 @@
+//! Typed errors of `mesa-icl`.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong when loading a config, sampling tasks or building a model.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IclError {
+    /// A config value is out of range; `path` is the file (or `<inline>`), `field` the TOML key.
+    #[error("{path}: `{field}`: {reason}")]
+    InvalidConfig {
+        path: PathBuf,
+        field: &'static str,
+        reason: String,
+    },
+
+    /// The file is not valid TOML or does not have the expected keys and types.
+    #[error("{path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Tasks of different shapes, an empty task set, or a singular system where a learner
+    /// needs an inverse.
+    #[error("invalid tasks: {0}")]
+    InvalidTasks(String),
+
+    #[error(transparent)]
+    Nn(#[from] mesa_nn::NnError),
+}
+
+/// Result type of `mesa-icl`.
+pub type Result<T> = std::result::Result<T, IclError>;
