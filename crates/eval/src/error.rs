@@ -95,3 +95,54 @@ pub enum EvalError {
 
 /// Result alias used by every fallible function in the crate.
 pub type Result<T> = std::result::Result<T, EvalError>;
+
+/// Why a result table or plot could not be written. Nothing is left on disk when one of these
+/// is returned: every file is written to a temporary name and renamed only once all are done.
+#[cfg(any(feature = "tables", feature = "plots"))]
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A table has no rows, so its columns and their types are unknown.
+    #[error("table `{table}` has no rows")]
+    EmptyTable { table: String },
+
+    /// A row cannot become a table row: not a flat struct, a NaN, a field of a different type
+    /// than in the rows before it.
+    #[error("table `{table}`, row {row}, field `{field}`: {reason}")]
+    InvalidRow {
+        table: String,
+        row: usize,
+        field: String,
+        reason: String,
+    },
+
+    /// Polars refused the frame or failed to encode it.
+    #[error("{path}: polars: {message}")]
+    Polars {
+        path: std::path::PathBuf,
+        message: String,
+    },
+
+    /// Plot data that cannot be drawn (empty, non-finite, mismatched lengths).
+    #[error("plot `{plot}`: {reason}")]
+    InvalidPlot { plot: String, reason: String },
+
+    /// plotters failed to draw or encode the image.
+    #[error("{path}: plotters: {message}")]
+    Plot {
+        path: std::path::PathBuf,
+        message: String,
+    },
+
+    /// A metadata value could not be serialised to JSON.
+    #[error("metadata: {0}")]
+    Metadata(String),
+}

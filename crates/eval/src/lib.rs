@@ -3,6 +3,12 @@
 //! detectors, ROC curves, average precision, TPR at a fixed FPR with the threshold set on a
 //! separate benign control set, and calibration (Brier score, ECE).
 //!
+//! Two optional features add the only file IO of the crate: `tables` ([`table`]: rows -> Polars
+//! DataFrame -> Parquet + CSV + JSON sidecar with seed, config and git revision) and `plots`
+//! ([`plot`]: ROC curves, a metric by layer with its CI band, score histograms, as PNG + SVG).
+//! Both write all or nothing. Detector crates that need only metrics leave them off and do not
+//! build Polars.
+//!
 //! The crate knows only scores and labels. `labels[i] == true` marks a positive (the input or
 //! model the detector should flag) and a higher score means "more likely positive". Every
 //! function checks its input and returns an [`EvalError`] rather than a NaN: one class empty,
@@ -36,7 +42,16 @@ pub mod ci;
 pub mod error;
 pub mod threshold;
 
+#[cfg(feature = "plots")]
+pub mod plot;
+#[cfg(feature = "tables")]
+pub mod table;
+
 mod input;
+#[cfg(feature = "tables")]
+mod row;
+#[cfg(any(feature = "tables", feature = "plots"))]
+mod staged;
 
 pub use auroc::{auroc, average_precision, roc_curve, RocCurve};
 pub use calibration::{brier_score, expected_calibration_error, reliability_bins, CalibrationBin};
@@ -44,5 +59,7 @@ pub use ci::{
     auroc_bootstrap, auroc_cluster_bootstrap, auroc_delong, bootstrap_ci, delong_test,
     delong_variance, AurocReport, BootstrapParams, CiMethod, DeLongTest, Interval,
 };
+#[cfg(any(feature = "tables", feature = "plots"))]
+pub use error::WriteError;
 pub use error::{Class, EvalError, Result};
 pub use threshold::{threshold_at_fpr, tpr_at_fpr, TprAtFpr};
