@@ -1,1 +1,3 @@
+//! Shared helpers of the experiment binaries.
 
+pub mod csv;

