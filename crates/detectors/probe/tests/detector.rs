@@ -1,0 +1,50 @@
+//! Every registered probe through the `mesa-detect` contract on a small untrained model.
+
+use mesa_detect::{score_inputs, ContrastPair, DetectorSpec, FitData, Labelled, Registry};
+use mesa_nn::{HookPoint, Preset, Tiny, Transformer};
+
+#[test]
+fn every_registered_probe_fits_and_scores_through_the_contract() {
+    let model = Transformer::new(Tiny::language_model(16, 16), 5).expect("model");
+    let mut registry = Registry::new();
+    mesa_probe::register(&mut registry).expect("register");
+    assert_eq!(registry.input_detectors().len(), 7);
+
+    // Inputs that contain token 9 are "positive".
+    let inputs: Vec<Vec<usize>> = (0..40)
+        .map(|i| {
+            let mut t = vec![1 + i % 5, 2 + i % 7, 3];
+            if i % 2 == 0 {
+                t.push(9);
+            }
+            t.push(4);
+            t
+        })
+        .collect();
+    let labels: Vec<bool> = (0..40).map(|i| i % 2 == 0).collect();
+    let pairs: Vec<ContrastPair> = (0..10)
+        .map(|i| ContrastPair {
+            positive: vec![1 + i % 5, 6, 10],
+            negative: vec![1 + i % 5, 6, 11],
+        })
+        .collect();
+    let data = FitData {
+        labelled: Some(Labelled::new(&inputs, &labels).expect("labelled")),
+        unlabelled: &inputs,
+        pairs: &pairs,
+    };
+    let spec = DetectorSpec {
+        seed: 3,
+        hook: HookPoint::resid_post(1),
+    };
+    for entry in registry.input_detectors() {
+        let detector = (entry.construct)(&spec).expect("construct");
+        let fitted = detector.fit(&model, &data).expect(entry.name);
+        let scores = score_inputs(fitted.as_ref(), &model, &inputs).expect("scores");
+        assert_eq!(scores.len(), inputs.len());
+        assert!(fitted.name().starts_with(entry.name));
+    }
+    // Missing fit data is an error, never a default score.
+    let lat = registry.input("lat", &spec).expect("lat");
+    assert!(lat.fit(&model, &FitData::default()).is_err());
+}
