@@ -4,9 +4,7 @@
 
 use std::time::Instant;
 
-use dfdx::optim::{Adam, AdamConfig};
-use dfdx::prelude::*;
-use mesa_benches::{random_batch, BATCH, SEQ, VOCAB};
+use mesa_benches::{dfdx_baseline_step, random_batch, SEQ, VOCAB};
 use mesa_nn::{Preset, Small, TrainConfig, Trainer, Transformer};
 
 #[global_allocator]
@@ -30,31 +28,8 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// dfdx 0.13's own encoder of the same size, the baseline of the benchmark targets.
-type DfdxModel = (
-    Embedding<VOCAB, 64>,
-    TransformerEncoder<64, 4, 256, 2>,
-    Linear<64, VOCAB>,
-);
-
 fn dfdx_baseline(steps: usize) -> (f64, f64) {
-    let dev = Cpu::seed_from_u64(0);
-    let mut model = dev.build_module::<DfdxModel, f32>();
-    let mut grads = model.alloc_grads();
-    let mut opt = Adam::new(&model, AdamConfig::default());
-    let tokens: Tensor<(Const<BATCH>, Const<SEQ>), usize, Cpu> = dev.tensor_from_vec(
-        (0..BATCH * SEQ).map(|i| (i * 7) % VOCAB).collect(),
-        (Const, Const),
-    );
-    let targets: Tensor<(Const<BATCH>, Const<SEQ>, Const<VOCAB>), f32, Cpu> =
-        dev.sample_uniform().softmax::<Axis<2>>();
-    let mut step = || {
-        let logits = model.forward_mut(tokens.clone().traced(grads.clone()));
-        let loss = cross_entropy_with_logits_loss(logits, targets.clone());
-        grads = loss.backward();
-        opt.update(&mut model, &grads).expect("update");
-        model.zero_grads(&mut grads);
-    };
+    let mut step = dfdx_baseline_step();
     for _ in 0..5 {
         step();
     }
