@@ -26,6 +26,7 @@ use ndarray::{Array3, ArrayD, Dimension, IxDyn};
 
 use crate::config::ModelConfig;
 use crate::error::{NnError, Result};
+use crate::params::dense_values;
 
 /// Where in a block a hook sits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -249,8 +250,8 @@ impl CachedTensor {
     /// The values as an ndarray (a copy, in row-major order).
     pub fn to_array(&self) -> ArrayD<f32> {
         let (shape, data) = match self {
-            CachedTensor::Rank3(t) => (self.shape(), t.as_vec()),
-            CachedTensor::Rank4(t) => (self.shape(), t.as_vec()),
+            CachedTensor::Rank3(t) => (self.shape(), dense_values(t)),
+            CachedTensor::Rank4(t) => (self.shape(), dense_values(t)),
         };
         ArrayD::from_shape_vec(IxDyn(&shape), data).expect("tensor length matches its shape")
     }
@@ -259,8 +260,8 @@ impl CachedTensor {
     /// part of that pass.
     pub(crate) fn gradient(&self, grads: &Gradients<f32, Cpu>) -> ArrayD<f32> {
         let (shape, data) = match self {
-            CachedTensor::Rank3(t) => (self.shape(), grads.get(t).as_vec()),
-            CachedTensor::Rank4(t) => (self.shape(), grads.get(t).as_vec()),
+            CachedTensor::Rank3(t) => (self.shape(), dense_values(&grads.get(t))),
+            CachedTensor::Rank4(t) => (self.shape(), dense_values(&grads.get(t))),
         };
         ArrayD::from_shape_vec(IxDyn(&shape), data).expect("gradient length matches its shape")
     }

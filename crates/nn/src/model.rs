@@ -17,7 +17,7 @@ use crate::error::{NnError, Result};
 use crate::hooks::{
     keep_and_add, ActivationCache, BlockHook, CacheFilter, CachedTensor, HookPoint, Hooks,
 };
-use crate::params::{constant_vector, normal_matrix, Matrix, ParamMut, Vector};
+use crate::params::{constant_vector, dense_values, normal_matrix, Matrix, ParamMut, Vector};
 
 type T3<T> = Tensor<(usize, usize, usize), f32, Cpu, T>;
 type T4<T> = Tensor<(usize, usize, usize, usize), f32, Cpu, T>;
@@ -533,7 +533,8 @@ impl Transformer {
         let mut x = x.contiguous();
         for hook in run.hooks.at(point) {
             let dims = x.shape().concrete().into_iter().collect::<Vec<_>>();
-            let old = ArrayD::from_shape_vec(IxDyn(&dims), x.as_vec()).expect("shape matches");
+            let old =
+                ArrayD::from_shape_vec(IxDyn(&dims), dense_values(&x)).expect("shape matches");
             if let Some((keep, add)) = keep_and_add(hook, &old)? {
                 let shape = *x.shape();
                 let keep = self.dev.tensor_from_vec(keep, shape);
@@ -575,5 +576,5 @@ fn layer_norm<T: Tape<f32, Cpu>>(x: T3<T>, ln: &LayerNorm) -> T3<T> {
 
 fn to_array3<T>(t: &T3<T>) -> Array3<f32> {
     let (a, b, c) = *t.shape();
-    Array3::from_shape_vec((a, b, c), t.as_vec()).expect("tensor length matches its shape")
+    Array3::from_shape_vec((a, b, c), dense_values(t)).expect("tensor length matches its shape")
 }
