@@ -233,10 +233,27 @@ impl Figure for ByLayer<'_> {
             .y_label_area_size(55)
             .build_cartesian_2d(x.0..x.1, y.0..y.1)
             .map_err(err)?;
+        // Whole layers get one tick each; fractional positions fall back to plotters' ticks.
+        let whole = series
+            .iter()
+            .all(|s| s.layers.iter().all(|l| l.fract() == 0.0));
+        let ticks = if whole {
+            (x.1.floor() - x.0.ceil()) as usize + 1
+        } else {
+            10
+        };
         chart
             .configure_mesh()
             .x_desc("layer")
             .y_desc(y_label)
+            .x_labels(ticks)
+            .x_label_formatter(&|v| {
+                if whole {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.2}")
+                }
+            })
             .label_style((FONT, 15))
             .draw()
             .map_err(err)?;
