@@ -288,8 +288,11 @@ fn run_model(config: &GoalMisgenConfig, job: &Job) -> Result<ModelResult> {
     })
 }
 
+/// Tokenised observations, one `Vec` of token ids each.
+type Observations = Vec<Vec<usize>>;
+
 /// Training-distribution observations, each with and without the true goal.
-fn signal_states(spec: &EnvSpec, seed: u64) -> Result<(Vec<Vec<usize>>, Vec<Vec<usize>>)> {
+fn signal_states(spec: &EnvSpec, seed: u64) -> Result<(Observations, Observations)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut with_goal = Vec::with_capacity(SIGNAL_STATES);
     let mut without_goal = Vec::with_capacity(SIGNAL_STATES);
