@@ -1,8 +1,9 @@
 //! Result tables as CSV, written atomically, with a JSON sidecar of provenance.
 //!
-//! Stop-gap until the Parquet + plot writer of `mesa-eval` lands: every table is a header and
-//! rows of already formatted cells; `NAME.csv` and `NAME.meta.json` are each written through a
-//! temporary file and a rename, so a failed run leaves no half-written table.
+//! Superseded by [`crate::write_table`] (Parquet + CSV + sidecar through `mesa-eval`); only
+//! `goal_misgen` still uses this. Every table is a header and rows of already formatted cells;
+//! `NAME.csv` and `NAME.meta.json` are each written through a temporary file and a rename, so a
+//! failed run leaves no half-written table.
 
 use std::path::Path;
 

@@ -3,7 +3,11 @@
 //! - [`roc_plot`]: ROC curves of several detectors, with the chance diagonal;
 //! - [`metric_by_layer_plot`]: a metric (AUROC, ...) per layer, one line per series, each with
 //!   its confidence band, and optional horizontal reference lines (a random-direction baseline);
-//! - [`score_histogram_plot`]: the score distribution of each class, normalised per class.
+//! - [`score_histogram_plot`]: the score distribution of each class, normalised per class;
+//! - [`lines_plot`] and [`panel_grid_plot`]: any y against any x, one line per [`BandSeries`]
+//!   with an optional band (a CI, the range across seeds), solid or dashed, on one chart or a
+//!   grid of [`Panel`]s with one colour per label throughout (curves against training steps per
+//!   variant and metric; a loss against the number of in-context examples).
 //!
 //! Text is drawn with DejaVu Sans embedded in the crate (`assets/DejaVuSans.ttf`, Bitstream Vera
 //! licence beside it) through plotters' `ab_glyph` feature, so plots render the same on a
@@ -33,6 +37,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::register_font;
 
+/// Where a [`Panel`]'s legend goes (plotters' type, re-exported so callers need no plotters).
+pub use plotters::chart::SeriesLabelPosition;
+
 use crate::auroc::RocCurve;
 use crate::error::WriteError;
 use crate::staged::Staged;
@@ -44,7 +51,7 @@ const FONT: &str = "sans-serif";
 static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 /// Colour-blind-safe categorical colours (matplotlib's tab10).
-const PALETTE: [RGBColor; 8] = [
+const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -53,7 +60,19 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
+
+/// The `k`-th categorical colour; past the palette, the palette again, darker.
+fn color_of(k: usize) -> RGBColor {
+    let RGBColor(r, g, b) = PALETTE[k % PALETTE.len()];
+    if k < PALETTE.len() {
+        RGBColor(r, g, b)
+    } else {
+        RGBColor(r / 2, g / 2, b / 2)
+    }
+}
 
 /// The two files a plot was written to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +150,7 @@ impl Figure for Roc<'_> {
             .label("chance")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
         for (k, (label, curve)) in curves.iter().enumerate() {
-            let color = PALETTE[k % PALETTE.len()];
+            let color = color_of(k);
             chart
                 .draw_series(LineSeries::new(
                     curve.fpr.iter().copied().zip(curve.tpr.iter().copied()),
@@ -149,6 +168,7 @@ impl Figure for Roc<'_> {
 
 /// A metric per layer: one line per series with its `[lo, hi]` band shaded, plus horizontal
 /// reference lines `(label, value)` drawn dashed-grey (a random-direction 95th percentile, 0.5).
+/// A one-panel [`lines_plot`] with the x axis labelled `layer`.
 ///
 /// # Errors
 /// [`WriteError::InvalidPlot`] with no series, unequal lengths, or a non-finite value; IO or
@@ -161,145 +181,416 @@ pub fn metric_by_layer_plot(
     series: &[LayerSeries],
     references: &[(String, f64)],
 ) -> Result<PlotFiles, WriteError> {
+    let panel = Panel {
+        title: String::new(),
+        x_label: "layer".into(),
+        y_label: y_label.into(),
+        series: series
+            .iter()
+            .map(|s| BandSeries {
+                label: s.label.clone(),
+                x: s.layers.clone(),
+                y: s.value.clone(),
+                band: Some((s.lo.clone(), s.hi.clone())),
+                dashed: false,
+            })
+            .collect(),
+        references: references.to_vec(),
+        y_range: None,
+        clip_y: false,
+        legend: Some(SeriesLabelPosition::LowerRight),
+    };
+    lines_plot(dir, name, title, &panel)
+}
+
+/// One line of a [`Panel`]: `y` against `x`, optionally with a shaded `[lo, hi]` band (a
+/// confidence interval, or the range across seeds), solid or dashed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandSeries {
+    pub label: String,
+    pub x: Vec<f64>,
+    pub y: Vec<f64>,
+    /// `(lo, hi)` per point, each as long as `x`; `None` draws the line alone.
+    pub band: Option<(Vec<f64>, Vec<f64>)>,
+    /// Dashed rather than solid (for reference curves beside measured ones).
+    pub dashed: bool,
+}
+
+impl BandSeries {
+    /// A line with no band.
+    pub fn line(label: impl Into<String>, x: Vec<f64>, y: Vec<f64>) -> Self {
+        Self {
+            label: label.into(),
+            x,
+            y,
+            band: None,
+            dashed: false,
+        }
+    }
+
+    /// A line with its `[lo, hi]` band.
+    pub fn with_band(
+        label: impl Into<String>,
+        x: Vec<f64>,
+        y: Vec<f64>,
+        lo: Vec<f64>,
+        hi: Vec<f64>,
+    ) -> Self {
+        Self {
+            label: label.into(),
+            x,
+            y,
+            band: Some((lo, hi)),
+            dashed: false,
+        }
+    }
+
+    /// The same line, dashed.
+    pub fn dashed(mut self) -> Self {
+        self.dashed = true;
+        self
+    }
+}
+
+/// One chart: lines with bands, horizontal dashed-grey reference lines `(label, value)`, axis
+/// labels, an optional fixed y range and an optional legend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Panel {
+    /// Shown above the chart (empty: none; a one-panel plot has the plot's title instead).
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<BandSeries>,
+    pub references: Vec<(String, f64)>,
+    /// Fixed `(min, max)` of the y axis (e.g. `(0, 1)` for rates, so panels compare); `None`
+    /// fits the data. Every value, band and reference must lie inside it unless `clip_y`.
+    pub y_range: Option<(f64, f64)>,
+    /// With a `y_range`: values outside it are drawn at its edge instead of being an error
+    /// (to keep one far-off curve from flattening the rest; say so in the axis label).
+    pub clip_y: bool,
+    /// Where the legend goes; `None` draws none (in a grid, one panel's legend can serve all,
+    /// as a label keeps its colour across the panels of a plot).
+    pub legend: Option<SeriesLabelPosition>,
+}
+
+impl Panel {
+    /// A panel with no references, a fitted y range and the legend at the upper right.
+    pub fn new(
+        title: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+        series: Vec<BandSeries>,
+    ) -> Self {
+        Self {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            series,
+            references: Vec::new(),
+            y_range: None,
+            clip_y: false,
+            legend: Some(SeriesLabelPosition::UpperRight),
+        }
+    }
+}
+
+/// Lines with bands on one chart (see [`Panel`]), e.g. a metric against training steps with a
+/// band across seeds, or a loss against the number of in-context examples.
+///
+/// # Errors
+/// [`WriteError::InvalidPlot`] with no series, a series with no points or unequal lengths, a
+/// non-finite value, or a value outside a fixed y range; IO or drawing errors naming the file.
+pub fn lines_plot(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    panel: &Panel,
+) -> Result<PlotFiles, WriteError> {
+    panel_grid_plot(dir, name, title, std::slice::from_ref(panel), 1)
+}
+
+/// Panels in a grid of `columns` columns (filled row by row) under one title, each drawn as by
+/// [`lines_plot`]. A series label keeps its colour in every panel, so one legend can serve all.
+///
+/// # Errors
+/// As [`lines_plot`], for any panel; also with no panels or `columns == 0`.
+pub fn panel_grid_plot(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    panels: &[Panel],
+    columns: usize,
+) -> Result<PlotFiles, WriteError> {
     let invalid = |reason: String| WriteError::InvalidPlot {
         plot: name.to_string(),
         reason,
     };
-    if series.is_empty() {
-        return Err(invalid("no series".into()));
+    if panels.is_empty() || columns == 0 {
+        return Err(invalid("needs at least one panel and one column".into()));
     }
-    for s in series {
-        let n = s.layers.len();
-        if n == 0 || s.value.len() != n || s.lo.len() != n || s.hi.len() != n {
-            return Err(invalid(format!(
-                "series `{}`: layers, value, lo and hi must be non-empty and of equal length",
-                s.label
-            )));
+    let mut labels: Vec<&str> = Vec::new();
+    let mut layouts = Vec::with_capacity(panels.len());
+    for (p, panel) in panels.iter().enumerate() {
+        let layout = check_panel(panel).map_err(|reason| {
+            invalid(if panels.len() == 1 {
+                reason
+            } else {
+                format!("panel {p} (`{}`): {reason}", panel.title)
+            })
+        })?;
+        layouts.push(layout);
+        for s in &panel.series {
+            if !labels.contains(&s.label.as_str()) {
+                labels.push(&s.label);
+            }
         }
-        let all = s.layers.iter().chain(&s.value).chain(&s.lo).chain(&s.hi);
-        if all.clone().any(|v| !v.is_finite()) {
-            return Err(invalid(format!(
-                "series `{}` has a non-finite value",
-                s.label
-            )));
-        }
     }
-    if let Some((label, _)) = references.iter().find(|(_, v)| !v.is_finite()) {
-        return Err(invalid(format!("reference `{label}` is not finite")));
-    }
-    let xs = series.iter().flat_map(|s| s.layers.iter().copied());
-    let (x_min, x_max) = min_max(xs);
-    let ys = series
-        .iter()
-        .flat_map(|s| s.lo.iter().chain(&s.hi).chain(&s.value).copied())
-        .chain(references.iter().map(|(_, v)| *v));
-    let (y_min, y_max) = min_max(ys);
-    let x_pad = ((x_max - x_min) * 0.05).max(0.25);
-    let y_pad = ((y_max - y_min) * 0.05).max(0.02);
-    let figure = ByLayer {
-        title,
-        y_label,
-        series,
-        references,
-        x: ((x_min - x_pad), (x_max + x_pad)),
-        y: ((y_min - y_pad), (y_max + y_pad)),
+    let columns = columns.min(panels.len());
+    let rows = panels.len().div_ceil(columns);
+    let size = if panels.len() == 1 {
+        PLOT_SIZE
+    } else {
+        (
+            (columns as u32 * 520).max(PLOT_SIZE.0),
+            rows as u32 * 380 + 50,
+        )
     };
-    render(dir, name, &figure)
+    let figure = Grid {
+        title,
+        panels,
+        layouts: &layouts,
+        labels: &labels,
+        columns,
+        rows,
+    };
+    render_sized(dir, name, &figure, size)
 }
 
-struct ByLayer<'a> {
-    title: &'a str,
-    y_label: &'a str,
-    series: &'a [LayerSeries],
-    references: &'a [(String, f64)],
+/// Axis ranges of a checked panel.
+struct Layout {
     x: (f64, f64),
     y: (f64, f64),
+    /// Every x is a whole number and they span at most 12: one tick per integer.
+    whole_x: bool,
 }
 
-impl Figure for ByLayer<'_> {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        let ByLayer {
-            title,
-            y_label,
-            series,
-            references,
-            x,
-            y,
-        } = *self;
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 24))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(55)
-            .build_cartesian_2d(x.0..x.1, y.0..y.1)
-            .map_err(err)?;
-        // Whole layers get one tick each; fractional positions fall back to plotters' ticks.
-        let whole = series
-            .iter()
-            .all(|s| s.layers.iter().all(|l| l.fract() == 0.0));
-        let ticks = if whole {
-            (x.1.floor() - x.0.ceil()) as usize + 1
-        } else {
-            10
-        };
-        chart
-            .configure_mesh()
-            .x_desc("layer")
-            .y_desc(y_label)
-            .x_labels(ticks)
-            .x_label_formatter(&|v| {
-                if whole {
-                    format!("{v:.0}")
-                } else {
-                    format!("{v:.2}")
-                }
-            })
-            .label_style((FONT, 15))
-            .draw()
-            .map_err(err)?;
-        for (label, value) in references {
-            let style = BLACK.mix(0.5).stroke_width(1);
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(x.0, *value), (x.1, *value)],
-                    6,
-                    4,
-                    style,
-                ))
-                .map_err(err)?
-                .label(label.as_str())
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+fn check_panel(panel: &Panel) -> Result<Layout, String> {
+    if panel.series.is_empty() {
+        return Err("no series".into());
+    }
+    for s in &panel.series {
+        let n = s.x.len();
+        let band_ok = s
+            .band
+            .as_ref()
+            .is_none_or(|(lo, hi)| lo.len() == n && hi.len() == n);
+        if n == 0 || s.y.len() != n || !band_ok {
+            return Err(format!(
+                "series `{}`: x, y (and the band's lo and hi) must be non-empty and of equal length",
+                s.label
+            ));
         }
-        for (k, s) in series.iter().enumerate() {
-            let color = PALETTE[k % PALETTE.len()];
-            let band: Vec<(f64, f64)> = s
-                .layers
-                .iter()
-                .copied()
-                .zip(s.hi.iter().copied())
-                .chain(s.layers.iter().copied().zip(s.lo.iter().copied()).rev())
-                .collect();
+        if series_values(s)
+            .chain(s.x.iter().copied())
+            .any(|v| !v.is_finite())
+        {
+            return Err(format!("series `{}` has a non-finite value", s.label));
+        }
+    }
+    if let Some((label, _)) = panel.references.iter().find(|(_, v)| !v.is_finite()) {
+        return Err(format!("reference `{label}` is not finite"));
+    }
+    let (x_min, x_max) = min_max(panel.series.iter().flat_map(|s| s.x.iter().copied()));
+    let ys = || {
+        panel
+            .series
+            .iter()
+            .flat_map(series_values)
+            .chain(panel.references.iter().map(|(_, v)| *v))
+    };
+    let (y_min, y_max) = min_max(ys());
+    let y = match panel.y_range {
+        Some((lo, hi)) => {
+            if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+                return Err(format!("y range ({lo}, {hi}) is not an interval"));
+            }
+            if !panel.clip_y && (y_min < lo || y_max > hi) {
+                return Err(format!(
+                    "values span [{y_min}, {y_max}], outside the fixed y range [{lo}, {hi}]"
+                ));
+            }
+            let pad = (hi - lo) * 0.03;
+            (lo - pad, hi + pad)
+        }
+        None => {
+            let pad = ((y_max - y_min) * 0.05).max(0.02);
+            (y_min - pad, y_max + pad)
+        }
+    };
+    let whole_x = panel
+        .series
+        .iter()
+        .all(|s| s.x.iter().all(|v| v.fract() == 0.0))
+        && x_max - x_min <= 12.0;
+    let x_pad = if whole_x {
+        0.25_f64.max((x_max - x_min) * 0.05)
+    } else {
+        ((x_max - x_min) * 0.03).max(1e-9)
+    };
+    Ok(Layout {
+        x: (x_min - x_pad, x_max + x_pad),
+        y,
+        whole_x,
+    })
+}
+
+/// A series' y values and band bounds.
+fn series_values(s: &BandSeries) -> impl Iterator<Item = f64> + '_ {
+    let band = s.band.iter().flat_map(|(lo, hi)| lo.iter().chain(hi));
+    s.y.iter().chain(band).copied()
+}
+
+struct Grid<'a> {
+    title: &'a str,
+    panels: &'a [Panel],
+    layouts: &'a [Layout],
+    /// Every series label in order of first appearance: the colour index.
+    labels: &'a [&'a str],
+    columns: usize,
+    rows: usize,
+}
+
+impl Figure for Grid<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        if self.panels.len() == 1 {
+            return draw_panel(
+                root,
+                self.title,
+                24,
+                &self.panels[0],
+                &self.layouts[0],
+                self.labels,
+            );
+        }
+        let root = root.titled(self.title, (FONT, 24)).map_err(err)?;
+        let areas = root.split_evenly((self.rows, self.columns));
+        for ((area, panel), layout) in areas.iter().zip(self.panels).zip(self.layouts) {
+            draw_panel(area, &panel.title, 17, panel, layout, self.labels)?;
+        }
+        Ok(())
+    }
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    title_size: u32,
+    panel: &Panel,
+    layout: &Layout,
+    labels: &[&str],
+) -> Result<(), String> {
+    let Layout { x, y, whole_x } = *layout;
+    // Only a clipping panel can hold values outside its range; the rest pass unchanged.
+    let clamp = |v: f64| match panel.y_range {
+        Some((lo, hi)) if panel.clip_y => v.clamp(lo, hi),
+        _ => v,
+    };
+    let mut builder = ChartBuilder::on(area);
+    if !title.is_empty() {
+        builder.caption(title, (FONT, title_size));
+    }
+    let mut chart = builder
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(55)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)
+        .map_err(err)?;
+    let ticks = if whole_x {
+        (x.1.floor() - x.0.ceil()) as usize + 1
+    } else {
+        8
+    };
+    chart
+        .configure_mesh()
+        .x_desc(panel.x_label.as_str())
+        .y_desc(panel.y_label.as_str())
+        .x_labels(ticks)
+        .x_label_formatter(&|v| {
+            if whole_x {
+                format!("{v:.0}")
+            } else {
+                format_tick(*v)
+            }
+        })
+        .y_label_formatter(&|v| format_tick(*v))
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    for (label, value) in &panel.references {
+        let style = BLACK.mix(0.5).stroke_width(1);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x.0, clamp(*value)), (x.1, clamp(*value))],
+                6,
+                4,
+                style,
+            ))
+            .map_err(err)?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+    }
+    for s in &panel.series {
+        let k = labels.iter().position(|l| *l == s.label).unwrap_or(0);
+        let color = color_of(k);
+        if let Some((lo, hi)) = &s.band {
+            let band: Vec<(f64, f64)> =
+                s.x.iter()
+                    .copied()
+                    .zip(hi.iter().map(|v| clamp(*v)))
+                    .chain(s.x.iter().copied().zip(lo.iter().map(|v| clamp(*v))).rev())
+                    .collect();
             chart
                 .draw_series(std::iter::once(Polygon::new(
                     band,
                     color.mix(0.18).filled(),
                 )))
                 .map_err(err)?;
-            chart
-                .draw_series(
-                    LineSeries::new(
-                        s.layers.iter().copied().zip(s.value.iter().copied()),
-                        color.stroke_width(2),
-                    )
-                    .point_size(3),
-                )
-                .map_err(err)?
-                .label(s.label.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
-                });
         }
-        legend(&mut chart, SeriesLabelPosition::LowerRight)
+        let points = s.x.iter().copied().zip(s.y.iter().map(|v| clamp(*v)));
+        let anno = if s.dashed {
+            chart
+                .draw_series(DashedLineSeries::new(points, 8, 5, color.stroke_width(2)))
+                .map_err(err)?
+        } else {
+            let marker = if s.x.len() <= 30 { 3 } else { 0 };
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(marker))
+                .map_err(err)?
+        };
+        let width = if s.dashed { 1 } else { 2 };
+        anno.label(s.label.as_str()).legend(move |(x, y)| {
+            PathElement::new([(x, y), (x + 20, y)], color.stroke_width(width))
+        });
+    }
+    match &panel.legend {
+        Some(position) => legend(&mut chart, position.clone()),
+        None => Ok(()),
+    }
+}
+
+/// A tick label short enough for a panel: fixed point for moderate values, else scientific.
+fn format_tick(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 || (1e-3..1e4).contains(&a) {
+        let s = format!("{v:.3}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s == "-0" {
+            "0".into()
+        } else {
+            s.into()
+        }
+    } else {
+        format!("{v:.1e}")
     }
 }
 
@@ -394,7 +685,7 @@ impl Figure for ScoreHistogram<'_> {
             .draw()
             .map_err(err)?;
         for (k, ((label, _), fraction)) in classes.iter().zip(fractions).enumerate() {
-            let color = PALETTE[k % PALETTE.len()];
+            let color = color_of(k);
             chart
                 .draw_series(fraction.iter().enumerate().map(|(b, f)| {
                     let x0 = lo + width * b as f64;
@@ -452,8 +743,19 @@ fn ensure_font() -> Result<(), WriteError> {
     }
 }
 
-/// Draws the same figure on a PNG and an SVG backend, then renames both into place.
+/// Draws the same figure on a PNG and an SVG backend of [`PLOT_SIZE`], then renames both into
+/// place.
 fn render(dir: &Path, name: &str, figure: &impl Figure) -> Result<PlotFiles, WriteError> {
+    render_sized(dir, name, figure, PLOT_SIZE)
+}
+
+/// [`render`] at `size` pixels.
+fn render_sized(
+    dir: &Path,
+    name: &str,
+    figure: &impl Figure,
+    size: (u32, u32),
+) -> Result<PlotFiles, WriteError> {
     ensure_font()?;
     let png = dir.join(format!("{name}.png"));
     let svg = dir.join(format!("{name}.svg"));
@@ -465,14 +767,14 @@ fn render(dir: &Path, name: &str, figure: &impl Figure) -> Result<PlotFiles, Wri
 
     let tmp = staged.stage(&png)?;
     {
-        let root = BitMapBackend::new(&tmp, PLOT_SIZE).into_drawing_area();
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
         root.fill(&WHITE).map_err(err).map_err(plot_error(&png))?;
         figure.draw(&root).map_err(plot_error(&png))?;
         root.present().map_err(err).map_err(plot_error(&png))?;
     }
     let tmp = staged.stage(&svg)?;
     {
-        let root = SVGBackend::new(&tmp, PLOT_SIZE).into_drawing_area();
+        let root = SVGBackend::new(&tmp, size).into_drawing_area();
         root.fill(&WHITE).map_err(err).map_err(plot_error(&svg))?;
         figure.draw(&root).map_err(plot_error(&svg))?;
         root.present().map_err(err).map_err(plot_error(&svg))?;
@@ -529,6 +831,66 @@ mod tests {
         )
         .expect("plot");
         assert_plot_files(&files, "AUROC test");
+    }
+
+    #[test]
+    fn panel_grid_plot_writes_png_and_svg() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let steps = vec![0.0, 50.0, 100.0];
+        let sft = BandSeries::with_band(
+            "sft",
+            steps.clone(),
+            vec![1.0, 0.9, 0.8],
+            vec![1.0, 0.8, 0.6],
+            vec![1.0, 1.0, 0.95],
+        );
+        let adv = BandSeries::line("adversarial", steps.clone(), vec![1.0, 0.2, 0.0]).dashed();
+        let mut first = Panel::new("trigger", "step", "defect rate", vec![sft.clone(), adv]);
+        first.y_range = Some((0.0, 1.0));
+        first.references.push(("chance".into(), 0.5));
+        let mut second = Panel::new("red team", "step", "defect rate", vec![sft]);
+        second.legend = None;
+        let files =
+            panel_grid_plot(dir.path(), "grid", "Grid test", &[first, second], 2).expect("plot");
+        assert_plot_files(&files, "Grid test");
+        let one = Panel::new(
+            "",
+            "eta",
+            "loss",
+            vec![BandSeries::line(
+                "gd",
+                vec![0.01, 0.02, 0.5],
+                vec![1.0, 0.6, 3e-4],
+            )],
+        );
+        let files = lines_plot(dir.path(), "one", "Lines test", &one).expect("plot");
+        assert_plot_files(&files, "Lines test");
+    }
+
+    #[test]
+    fn panel_values_outside_a_fixed_range_or_unequal_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut panel = Panel::new(
+            "p",
+            "x",
+            "y",
+            vec![BandSeries::line("a", vec![0.0, 1.0], vec![0.5, 1.5])],
+        );
+        panel.y_range = Some((0.0, 1.0));
+        let err = lines_plot(dir.path(), "p", "t", &panel).expect_err("outside");
+        assert!(matches!(err, WriteError::InvalidPlot { .. }), "{err}");
+        panel.clip_y = true;
+        let clipped = tempfile::tempdir().expect("tempdir");
+        lines_plot(clipped.path(), "p", "t", &panel).expect("clipped at the edge");
+        panel.clip_y = false;
+        panel.y_range = None;
+        panel.series[0].band = Some((vec![0.0], vec![1.0, 2.0]));
+        let err = lines_plot(dir.path(), "p", "t", &panel).expect_err("unequal");
+        assert!(err.to_string().contains("equal length"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+        assert_eq!(format_tick(0.25), "0.25");
+        assert_eq!(format_tick(2.0), "2");
+        assert_eq!(format_tick(2e-5), "2.0e-5");
     }
 
     #[test]

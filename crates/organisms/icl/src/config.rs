@@ -49,6 +49,19 @@ pub struct ArchTraining {
     pub batch_size: usize,
     pub lr: f32,
     pub warmup_steps: usize,
+    /// Random restarts: this many initialisations each train the first `restart_steps` steps,
+    /// and the one with the lowest training loss over its last 50 of them trains on to `steps`
+    /// (its run is exactly the uninterrupted run from its initialisation). 1 (the default)
+    /// trains one initialisation.
+    #[serde(default = "one")]
+    pub restarts: usize,
+    /// Steps of the restarts' common start; at most `steps`. Unused with one restart.
+    #[serde(default)]
+    pub restart_steps: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Sizes of the softmax transformer (the LSA model's sizes follow from `d`).
@@ -90,12 +103,16 @@ impl Default for IclConfig {
                 batch_size: 128,
                 lr: 1e-2,
                 warmup_steps: 50,
+                restarts: 3,
+                restart_steps: 300,
             },
             softmax: ArchTraining {
                 steps: 1000,
                 batch_size: 64,
                 lr: 1e-3,
                 warmup_steps: 100,
+                restarts: 1,
+                restart_steps: 0,
             },
             softmax_sizes: SoftmaxSizes {
                 d_model: 32,
@@ -161,9 +178,13 @@ impl IclConfig {
                 match (name, f) {
                     ("lsa", "steps") => "lsa.steps",
                     ("lsa", "batch_size") => "lsa.batch_size",
+                    ("lsa", "restarts") => "lsa.restarts",
+                    ("lsa", "restart_steps") => "lsa.restart_steps",
                     ("lsa", _) => "lsa.lr",
                     (_, "steps") => "softmax.steps",
                     (_, "batch_size") => "softmax.batch_size",
+                    (_, "restarts") => "softmax.restarts",
+                    (_, "restart_steps") => "softmax.restart_steps",
                     _ => "softmax.lr",
                 }
             };
@@ -175,6 +196,15 @@ impl IclConfig {
             }
             if !(a.lr.is_finite() && a.lr > 0.0) {
                 return bad(field("lr"), "must be a positive number");
+            }
+            if a.restarts == 0 {
+                return bad(field("restarts"), "must be at least 1");
+            }
+            if a.restarts > 1 && (a.restart_steps == 0 || a.restart_steps > a.steps) {
+                return bad(
+                    field("restart_steps"),
+                    "with more than one restart, must be between 1 and steps",
+                );
             }
         }
         let s = &self.softmax_sizes;

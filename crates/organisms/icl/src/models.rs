@@ -1,6 +1,9 @@
 //! The organism's models and their ground truth: which architecture, trained on what.
 
-use mesa_nn::{train, AttentionKind, InputFront, ModelConfig, StepLog, TrainConfig, Transformer};
+use mesa_nn::{
+    AttentionKind, Input, InputFront, ModelConfig, StepLog, Targets, TrainConfig, Trainer,
+    Transformer,
+};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -79,6 +82,11 @@ pub struct Organism {
     pub source: TaskSource,
     /// Per-step training log; empty for the random-init control.
     pub log: Vec<StepLog>,
+    /// Which initialisation was kept (0 with one restart, and for the random-init control).
+    pub restart: usize,
+    /// Mean training loss over the last 50 common steps of every restart, in restart order
+    /// (empty with one restart).
+    pub restart_losses: Vec<f64>,
 }
 
 /// The model shape of an architecture for tokens of width `d + 1`.
@@ -121,10 +129,7 @@ pub fn model_config(arch: Arch, config: &IclConfig) -> ModelConfig {
 
 /// Optimiser settings of an architecture; `seed` drives the batch order.
 pub fn train_config(arch: Arch, config: &IclConfig, seed: u64) -> TrainConfig {
-    let a: &ArchTraining = match arch {
-        Arch::Lsa => &config.lsa,
-        Arch::Softmax => &config.softmax,
-    };
+    let a = arch_training(arch, config);
     TrainConfig {
         steps: a.steps,
         batch_size: a.batch_size,
@@ -139,6 +144,12 @@ pub fn train_config(arch: Arch, config: &IclConfig, seed: u64) -> TrainConfig {
 
 /// Builds (and, except for the random-init control, trains) one model. Everything derives
 /// from `seed`: the weights, the control's fixed `w` or task pool, and the batches.
+///
+/// With `restarts > 1` for the architecture, restart `r` starts from the weights of seed
+/// `restart_seed(seed, r)` (restart 0 from `seed` itself), all see the same batches, and the
+/// one with the lowest mean training loss over the last 50 of the first `restart_steps` steps
+/// trains on to `steps`; the kept run is the uninterrupted run from its initialisation. The
+/// choice uses training loss only, and every trained kind (the controls too) gets it.
 pub fn build(
     arch: Arch,
     kind: ModelKind,
@@ -147,12 +158,15 @@ pub fn build(
     show_progress: bool,
 ) -> Result<Organism> {
     config.validate()?;
-    let mut model = Transformer::new(model_config(arch, config), seed)?;
-    if arch == Arch::Lsa {
-        align_tokens_with_residual(&mut model);
-    }
+    let init = |s: u64| -> Result<Transformer> {
+        let mut model = Transformer::new(model_config(arch, config), s)?;
+        if arch == Arch::Lsa {
+            align_tokens_with_residual(&mut model);
+        }
+        Ok(model)
+    };
     // A separate stream for the control's tasks, so that the controls share the icl-trained
-    // model's initial weights for the same seed.
+    // model's candidate initial weights for the same seed.
     let mut task_rng = StdRng::seed_from_u64(seed ^ 0x5EED_7A5C);
     let d = config.task.d;
     let source = match kind {
@@ -160,34 +174,143 @@ pub fn build(
         ModelKind::FixedW => TaskSource::fixed(d, &mut task_rng),
         ModelKind::FewTasks => TaskSource::pool(d, config.controls.pool_size, &mut task_rng),
     };
-    let log = if kind == ModelKind::RandomInit {
-        Vec::new()
+    if kind == ModelKind::RandomInit {
+        return Ok(Organism {
+            arch,
+            kind,
+            seed,
+            model: init(seed)?,
+            source,
+            log: Vec::new(),
+            restart: 0,
+            restart_losses: Vec::new(),
+        });
+    }
+    let a = arch_training(arch, config);
+    let tc = train_config(arch, config, seed.wrapping_add(1));
+    let restarts = a.restarts.max(1);
+    let common = if restarts > 1 {
+        a.restart_steps.min(tc.steps)
     } else {
-        let tc = train_config(arch, config, seed.wrapping_add(1));
-        let (task_config, n) = (&config.task, config.task.n_context);
-        let batch = tc.batch_size;
-        let src = source.clone();
-        train(
-            &mut model,
-            &tc,
-            move |rng, _| {
-                let tasks = sample_tasks(task_config, &src, batch, n, rng);
-                training_batch(&tasks).map_err(|e| match e {
-                    crate::IclError::Nn(e) => e,
-                    other => mesa_nn::NnError::InvalidInput(other.to_string()),
-                })
-            },
-            show_progress,
-        )?
+        tc.steps
     };
+    let bar = progress(show_progress, restarts * common + (tc.steps - common));
+    let mut runs = (0..restarts)
+        .map(|r| Run::new(init(restart_seed(seed, r))?, &tc))
+        .collect::<Result<Vec<Run>>>()?;
+    for run in &mut runs {
+        run.train(common, config, &source, &bar)?;
+    }
+    let restart_losses: Vec<f64> = runs.iter().map(Run::tail_loss).collect();
+    let restart = if restarts > 1 {
+        // The first of the lowest; a NaN never wins (training stops at a non-finite loss).
+        (0..restarts)
+            .min_by(|&i, &j| restart_losses[i].total_cmp(&restart_losses[j]))
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let mut run = runs.swap_remove(restart);
+    run.train(tc.steps - common, config, &source, &bar)?;
+    bar.finish_and_clear();
     Ok(Organism {
         arch,
         kind,
         seed,
-        model,
+        model: run.model,
         source,
-        log,
+        log: run.log,
+        restart,
+        restart_losses: if restarts > 1 {
+            restart_losses
+        } else {
+            Vec::new()
+        },
     })
+}
+
+/// The weight seed of restart `r` of the model of `seed`: `seed` itself for restart 0.
+pub fn restart_seed(seed: u64, r: usize) -> u64 {
+    if r == 0 {
+        seed
+    } else {
+        seed ^ (r as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+fn arch_training(arch: Arch, config: &IclConfig) -> &ArchTraining {
+    match arch {
+        Arch::Lsa => &config.lsa,
+        Arch::Softmax => &config.softmax,
+    }
+}
+
+fn progress(show: bool, steps: usize) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(steps as u64);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps {elapsed}<{eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// One training run in progress: a model, its optimiser, its batch stream and its log. Driven
+/// in pieces, it takes exactly the steps `mesa_nn::train` would take in one go.
+struct Run {
+    model: Transformer,
+    trainer: Trainer,
+    rng: StdRng,
+    batch: usize,
+    log: Vec<StepLog>,
+}
+
+impl Run {
+    fn new(model: Transformer, tc: &TrainConfig) -> Result<Self> {
+        Ok(Self {
+            trainer: Trainer::new(&model, tc.clone())?,
+            model,
+            rng: StdRng::seed_from_u64(tc.seed),
+            batch: tc.batch_size,
+            log: Vec::with_capacity(tc.steps),
+        })
+    }
+
+    fn train(
+        &mut self,
+        steps: usize,
+        config: &IclConfig,
+        source: &TaskSource,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<()> {
+        for _ in 0..steps {
+            let (input, targets) = self.next_batch(config, source)?;
+            let entry = self.trainer.step(&mut self.model, &input, &targets)?;
+            self.log.push(entry);
+            bar.inc(1);
+        }
+        Ok(())
+    }
+
+    fn next_batch(&mut self, config: &IclConfig, source: &TaskSource) -> Result<(Input, Targets)> {
+        let tasks = sample_tasks(
+            &config.task,
+            source,
+            self.batch,
+            config.task.n_context,
+            &mut self.rng,
+        );
+        training_batch(&tasks)
+    }
+
+    /// Mean training loss over the last (up to) 50 steps.
+    fn tail_loss(&self) -> f64 {
+        let tail = &self.log[self.log.len().saturating_sub(50)..];
+        tail.iter().map(|s| f64::from(s.loss)).sum::<f64>() / tail.len().max(1) as f64
+    }
 }
 
 /// Sets the LSA model's embedding to the identity and its unembedding to "read the

@@ -38,6 +38,16 @@ fn negative_noise_is_refused() {
 }
 
 #[test]
+fn zero_restarts_or_restart_steps_beyond_steps_are_refused() {
+    refuse("restarts = 3", "restarts = 0", "lsa.restarts");
+    refuse(
+        "restart_steps = 300",
+        "restart_steps = 3000",
+        "lsa.restart_steps",
+    );
+}
+
+#[test]
 fn unknown_keys_and_missing_files_are_errors() {
     refuse("[task]", "[task]\nwidth = 3", "width");
     let err = IclConfig::load(Path::new("/nonexistent/icl.toml")).unwrap_err();

