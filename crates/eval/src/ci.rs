@@ -137,6 +137,30 @@ pub struct Interval {
     pub hi: f64,
 }
 
+/// Wilson score interval of a proportion (`successes` of `n`) at `confidence`: the interval for
+/// an accuracy or a rate, well behaved at 0 and 1 where the normal approximation is not.
+///
+/// # Errors
+/// [`EvalError::InvalidProportion`] with `n == 0` or `successes > n`;
+/// [`EvalError::ConfidenceOutOfRange`] outside (0, 1).
+pub fn wilson_interval(successes: usize, n: usize, confidence: f64) -> Result<Interval> {
+    check_confidence(confidence)?;
+    if n == 0 || successes > n {
+        return Err(EvalError::InvalidProportion { successes, n });
+    }
+    let z = Normal::standard().inverse_cdf(0.5 + confidence / 2.0);
+    let (k, n) = (successes as f64, n as f64);
+    let p = k / n;
+    let denom = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / denom;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denom;
+    Ok(Interval {
+        estimate: p,
+        lo: (centre - half).max(0.0),
+        hi: (centre + half).min(1.0),
+    })
+}
+
 /// AUROC with a percentile interval from a bootstrap stratified by class: every resample
 /// draws `n_pos` positives and `n_neg` negatives with replacement, so both classes are always
 /// present and the class balance of the evaluation set is kept.
@@ -490,6 +514,22 @@ fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wilson_interval_matches_hand_values_and_refuses_bad_counts() {
+        // 8 of 10 at 95%: Wilson gives [0.4902, 0.9433] (z = 1.95996).
+        let w = wilson_interval(8, 10, 0.95).expect("interval");
+        assert!((w.estimate - 0.8).abs() < 1e-12);
+        assert!((w.lo - 0.4902).abs() < 1e-4, "lo {}", w.lo);
+        assert!((w.hi - 0.9433).abs() < 1e-4, "hi {}", w.hi);
+        // At the edges the interval stays inside [0, 1] and is not a point.
+        let all = wilson_interval(20, 20, 0.95).expect("interval");
+        assert_eq!(all.hi, 1.0);
+        assert!((all.lo - 0.8389).abs() < 1e-4, "lo {}", all.lo);
+        assert!(wilson_interval(0, 0, 0.95).is_err());
+        assert!(wilson_interval(3, 2, 0.95).is_err());
+        assert!(wilson_interval(1, 2, 1.0).is_err());
+    }
     use crate::auroc::auroc;
 
     fn assert_close(a: f64, b: f64, tol: f64) {

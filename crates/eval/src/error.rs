@@ -74,6 +74,10 @@ pub enum EvalError {
     #[error("confidence level {confidence} lies outside the open interval (0, 1)")]
     ConfidenceOutOfRange { confidence: f64 },
 
+    /// A proportion needs `0 <= successes <= n` and `n > 0`.
+    #[error("a proportion needs 0 <= successes <= n and n > 0, got {successes} of {n}")]
+    InvalidProportion { successes: usize, n: usize },
+
     /// A count parameter (resamples, bins) must be positive.
     #[error("parameter {name} must be at least 1, got {value}")]
     ZeroCount { name: &'static str, value: usize },

@@ -57,7 +57,7 @@ pub use auroc::{auroc, average_precision, roc_curve, RocCurve};
 pub use calibration::{brier_score, expected_calibration_error, reliability_bins, CalibrationBin};
 pub use ci::{
     auroc_bootstrap, auroc_cluster_bootstrap, auroc_delong, bootstrap_ci, delong_test,
-    delong_variance, AurocReport, BootstrapParams, CiMethod, DeLongTest, Interval,
+    delong_variance, wilson_interval, AurocReport, BootstrapParams, CiMethod, DeLongTest, Interval,
 };
 #[cfg(any(feature = "tables", feature = "plots"))]
 pub use error::WriteError;

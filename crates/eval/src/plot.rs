@@ -4,6 +4,7 @@
 //! - [`metric_by_layer_plot`]: a metric (AUROC, ...) per layer, one line per series, each with
 //!   its confidence band, and optional horizontal reference lines (a random-direction baseline);
 //! - [`score_histogram_plot`]: the score distribution of each class, normalised per class;
+//! - [`grid_heatmap_plot`]: gridworlds coloured by a value per cell, with walls and markers;
 //! - [`lines_plot`] and [`panel_grid_plot`]: any y against any x, one line per [`BandSeries`]
 //!   with an optional band (a CI, the range across seeds), solid or dashed, on one chart or a
 //!   grid of [`Panel`]s with one colour per label throughout (curves against training steps per
@@ -701,6 +702,141 @@ impl Figure for ScoreHistogram<'_> {
     }
 }
 
+/// One gridworld of [`grid_heatmap_plot`]: a value per cell (e.g. the fraction of episodes
+/// whose agent stood on it), its walls, and lettered markers (start, goal, proxy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridPanel {
+    pub title: String,
+    pub width: usize,
+    pub height: usize,
+    /// Row-major, `width * height` values in `[0, 1]`; drawn from white (0) to dark (1).
+    pub values: Vec<f64>,
+    /// Row-major, `width * height`; walls are drawn grey whatever their value.
+    pub walls: Vec<bool>,
+    /// `(letter, x, y)`, `y = 0` the top row: drawn on the cell.
+    pub markers: Vec<(String, usize, usize)>,
+}
+
+/// Gridworlds as heatmaps in a grid of `columns` columns under one title (e.g. where an agent
+/// went in a few test mazes).
+///
+/// # Errors
+/// [`WriteError::InvalidPlot`] with no panels, `columns == 0`, an empty grid, values or walls
+/// of the wrong length, a value outside `[0, 1]` or a marker off the grid; IO or drawing
+/// errors naming the file.
+pub fn grid_heatmap_plot(
+    dir: &Path,
+    name: &str,
+    title: &str,
+    panels: &[GridPanel],
+    columns: usize,
+) -> Result<PlotFiles, WriteError> {
+    let invalid = |reason: String| WriteError::InvalidPlot {
+        plot: name.to_string(),
+        reason,
+    };
+    if panels.is_empty() || columns == 0 {
+        return Err(invalid("needs at least one panel and one column".into()));
+    }
+    for (p, g) in panels.iter().enumerate() {
+        let n = g.width * g.height;
+        let problem = if n == 0 {
+            Some("the grid is empty".to_string())
+        } else if g.values.len() != n || g.walls.len() != n {
+            Some(format!(
+                "{} values and {} walls for a {}x{} grid",
+                g.values.len(),
+                g.walls.len(),
+                g.width,
+                g.height
+            ))
+        } else if let Some(v) = g.values.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+            Some(format!("value {v} is outside [0, 1]"))
+        } else {
+            g.markers
+                .iter()
+                .find(|(_, x, y)| *x >= g.width || *y >= g.height)
+                .map(|(m, x, y)| format!("marker `{m}` at ({x}, {y}) is off the grid"))
+        };
+        if let Some(reason) = problem {
+            return Err(invalid(format!("panel {p} (`{}`): {reason}", g.title)));
+        }
+    }
+    let columns = columns.min(panels.len());
+    let rows = panels.len().div_ceil(columns);
+    let size = (columns as u32 * 300 + 20, rows as u32 * 320 + 60);
+    render_sized(
+        dir,
+        name,
+        &Heatmaps {
+            title,
+            panels,
+            columns,
+            rows,
+        },
+        size,
+    )
+}
+
+struct Heatmaps<'a> {
+    title: &'a str,
+    panels: &'a [GridPanel],
+    columns: usize,
+    rows: usize,
+}
+
+impl Figure for Heatmaps<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let root = root.titled(self.title, (FONT, 22)).map_err(err)?;
+        let areas = root.split_evenly((self.rows, self.columns));
+        for (area, g) in areas.iter().zip(self.panels) {
+            let (w, h) = (g.width as f64, g.height as f64);
+            let mut chart = ChartBuilder::on(area)
+                .caption(g.title.as_str(), (FONT, 15))
+                .margin(10)
+                .build_cartesian_2d(0.0..w, 0.0..h)
+                .map_err(err)?;
+            // Row 0 is the top: drawn at the chart's highest y.
+            let cell = |x: usize, y: usize| {
+                let top = h - y as f64;
+                [(x as f64, top), (x as f64 + 1.0, top - 1.0)]
+            };
+            let base = PALETTE[0];
+            chart
+                .draw_series((0..g.width * g.height).map(|i| {
+                    let (x, y) = (i % g.width, i / g.width);
+                    let color = if g.walls[i] {
+                        RGBColor(90, 90, 90).filled()
+                    } else {
+                        let v = g.values[i];
+                        let mix = |c: u8| (255.0 - v * (255.0 - f64::from(c))).round() as u8;
+                        RGBColor(mix(base.0), mix(base.1), mix(base.2)).filled()
+                    };
+                    Rectangle::new(cell(x, y), color)
+                }))
+                .map_err(err)?;
+            chart
+                .draw_series((0..g.width * g.height).map(|i| {
+                    let (x, y) = (i % g.width, i / g.width);
+                    Rectangle::new(cell(x, y), BLACK.mix(0.15).stroke_width(1))
+                }))
+                .map_err(err)?;
+            let font_size = (260 / g.width.max(g.height)).clamp(8, 22) as i32;
+            chart
+                .draw_series(g.markers.iter().map(|(letter, x, y)| {
+                    let [(left, top), _] = cell(*x, *y);
+                    Text::new(
+                        letter.clone(),
+                        (left + 0.28, top - 0.15),
+                        (FONT, font_size).into_font().color(&RGBColor(214, 39, 40)),
+                    )
+                }))
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
 /// A figure drawn the same way on any plotters backend.
 trait Figure {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String>;
@@ -831,6 +967,32 @@ mod tests {
         )
         .expect("plot");
         assert_plot_files(&files, "AUROC test");
+    }
+
+    #[test]
+    fn grid_heatmap_plot_writes_png_and_svg_and_refuses_bad_grids() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let maze = GridPanel {
+            title: "maze 0".into(),
+            width: 3,
+            height: 2,
+            values: vec![1.0, 0.5, 0.0, 0.0, 0.25, 1.0],
+            walls: vec![false, false, true, false, false, false],
+            markers: vec![("S".into(), 0, 1), ("C".into(), 2, 0)],
+        };
+        let files =
+            grid_heatmap_plot(dir.path(), "paths", "Paths test", &[maze.clone()], 3).expect("plot");
+        assert_plot_files(&files, "Paths test");
+        let mut off = maze.clone();
+        off.markers.push(("X".into(), 3, 0));
+        let mut short = maze.clone();
+        short.values.pop();
+        let mut big = maze;
+        big.values[0] = 1.5;
+        for bad in [off, short, big] {
+            let err = grid_heatmap_plot(dir.path(), "bad", "t", &[bad], 1).unwrap_err();
+            assert!(err.to_string().contains("maze 0"), "{err}");
+        }
     }
 
     #[test]

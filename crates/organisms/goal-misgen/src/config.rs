@@ -68,6 +68,10 @@ pub struct CorridorConfig {
     pub max_steps: usize,
     /// The sweep: percent of training levels whose coin is anywhere instead of at the right end.
     pub random_percents: Vec<f64>,
+    /// Behaviour-cloning steps for this environment, overriding `train.steps` (some tasks
+    /// need more than others to reach the target training success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_steps: Option<usize>,
 }
 
 /// Perfect mazes on a `size x size` grid (rooms on even coordinates, walls between them, no
@@ -79,6 +83,10 @@ pub struct MazeConfig {
     pub max_steps: usize,
     /// The sweep: side of the top-right region the training cheese lies in, or `"full"`.
     pub regions: Vec<Region>,
+    /// Behaviour-cloning steps for this environment, overriding `train.steps` (some tasks
+    /// need more than others to reach the target training success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_steps: Option<usize>,
 }
 
 /// Where the training cheese may lie.
@@ -127,6 +135,10 @@ pub struct KeysChestsConfig {
     pub train_chests: [usize; 2],
     pub test_keys: [usize; 2],
     pub test_chests: [usize; 2],
+    /// Behaviour-cloning steps for this environment, overriding `train.steps` (some tasks
+    /// need more than others to reach the target training success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_steps: Option<usize>,
 }
 
 /// Most keys or chests a level may hold (the planner keeps them in 16-bit masks).
@@ -176,6 +188,15 @@ impl GoalMisgenConfig {
         }
         if t.warmup_steps >= t.steps {
             return bad("train.warmup_steps", "must be smaller than train.steps");
+        }
+        for (field, steps) in [
+            ("corridor.train_steps", self.corridor.train_steps),
+            ("maze.train_steps", self.maze.train_steps),
+            ("keys_chests.train_steps", self.keys_chests.train_steps),
+        ] {
+            if steps.is_some_and(|s| s <= t.warmup_steps) {
+                return bad(field, "must be larger than train.warmup_steps");
+            }
         }
         if self.eval.episodes == 0 {
             return bad("eval.episodes", "must be positive");

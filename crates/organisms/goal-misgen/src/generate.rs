@@ -52,6 +52,15 @@ impl EnvSpec {
         }
     }
 
+    /// Behaviour-cloning steps for this environment, when its config overrides `train.steps`.
+    pub fn train_steps(&self) -> Option<usize> {
+        match self {
+            EnvSpec::Corridor { config, .. } => config.train_steps,
+            EnvSpec::Maze { config, .. } => config.train_steps,
+            EnvSpec::KeysChests { config } => config.train_steps,
+        }
+    }
+
     pub fn max_steps(&self) -> usize {
         match self {
             EnvSpec::Corridor { config, .. } => config.max_steps,

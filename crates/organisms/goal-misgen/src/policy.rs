@@ -106,7 +106,8 @@ pub fn bc_batch(spec: &EnvSpec, batch: usize, rng: &mut impl Rng) -> Result<(Inp
     Ok((Input::Tokens(tokens), Targets::Classes { ids, weights }))
 }
 
-/// Builds a policy from `seed` and trains it by behaviour cloning; returns it with the loss log.
+/// Builds a policy from `seed` and trains it by behaviour cloning (for the environment's
+/// `train_steps` when it sets them, else `train.steps`); returns it with the loss log.
 pub fn train_policy(
     spec: &EnvSpec,
     preset: PresetName,
@@ -116,7 +117,7 @@ pub fn train_policy(
 ) -> Result<(Transformer, Vec<StepLog>)> {
     let mut model = Transformer::new(model_config(spec, preset), seed)?;
     let config = TrainConfig {
-        steps: train.steps,
+        steps: spec.train_steps().unwrap_or(train.steps),
         batch_size: train.batch_size,
         lr: train.lr,
         warmup_steps: train.warmup_steps,

@@ -189,3 +189,39 @@ fn same_seed_same_levels() {
         .unwrap();
     assert_eq!(a, b);
 }
+
+#[test]
+fn navigation_hints_are_first_moves_of_shortest_paths_and_match_the_planner_on_mazes() {
+    use mesa_goalmisgen::obs;
+    let spec = maze_spec(9, Region::FULL);
+    let mut rng = StdRng::seed_from_u64(9);
+    for _ in 0..50 {
+        let level = spec.generate(Split::Test, &mut rng).unwrap();
+        let from = level.start;
+        let hints = obs::first_moves(&level, from);
+        let dist = level.distances_from(from);
+        for p in (0..level.n_cells()).map(|i| level.pos(i)) {
+            let i = level.index(p);
+            match (hints[i], dist[i]) {
+                (None, d) => assert!(p == from || d.is_none(), "open cell {p:?} has no hint"),
+                (Some(a), Some(d)) => {
+                    // The hinted move leads one step closer to the cell.
+                    let next = level.step(from, a);
+                    assert_ne!(next, from);
+                    assert_eq!(level.distances_from(next)[i], Some(d - 1), "cell {p:?}");
+                }
+                (Some(_), None) => panic!("unreachable cell {p:?} has a hint"),
+            }
+        }
+        // The observation carries them: on a perfect maze, the goal cell's hint is the
+        // planner's action (the one path to the goal never needs detouring round the proxy).
+        let episode = Episode::new(level.clone(), 100);
+        let tokens = obs::observe(&episode, obs::Mask::default());
+        let goal = level.goal.unwrap();
+        let token = tokens[level.index(goal)];
+        assert_eq!(obs::content_of(token), Some(obs::GOAL));
+        assert_eq!(obs::hint_of(token), episode.expert_action());
+        assert_eq!(tokens.len(), obs::seq_len(level.n_cells()));
+        assert_eq!(tokens[obs::query_position(level.n_cells())], obs::QUERY);
+    }
+}
