@@ -6,10 +6,6 @@
 
 use std::path::Path;
 
-/// The old CSV-only writer, superseded by [`write_table`]; kept only until `goal_misgen` moves
-/// to [`write_table`] (its NaN rates and "undefined" AUROC cells need `Option` columns first).
-pub mod csv;
-
 use anyhow::{Context, Result};
 use mesa_eval::table::{TableMeta, WrittenTable};
 use serde::Serialize;
