@@ -8,7 +8,8 @@
 //! - **CoinRun corridor** ([`generate::corridor`]): a strip with obstacles; the coin sits at the
 //!   right end except in `random_percent`% of training levels; at test it is anywhere.
 //! - **Maze** ([`generate::maze`]): perfect mazes; the training cheese lies in the top-right
-//!   `k x k` region; at test anywhere. The proxy is the top-right corner.
+//!   `k x k` region; at test anywhere off the path to the corner. The proxy is the top-right
+//!   corner.
 //! - **Keys and chests** ([`generate::keys_chests`]): keys open chests; training levels have few
 //!   keys and many chests, test levels many keys and few chests. The proxy is collecting keys.
 //!

@@ -62,7 +62,18 @@ fn training_cheese_always_lies_in_the_region_and_test_cheese_off_the_corner() {
             );
             let test = spec.generate(Split::Test, &mut rng).unwrap();
             assert_ne!(test.goal, test.proxy);
-            assert!(test.is_open(test.goal.unwrap()));
+            let goal = test.goal.unwrap();
+            assert!(test.is_open(goal));
+            // Off the start-to-corner path: a corner-seeker never steps on the test cheese.
+            let corner = test.proxy.unwrap();
+            let (from_start, to_corner) =
+                (test.distances_from(test.start), test.distances_from(corner));
+            let i = test.index(goal);
+            assert_ne!(
+                from_start[i].unwrap() + to_corner[i].unwrap(),
+                from_start[test.index(corner)].unwrap(),
+                "k={k}: test cheese {goal:?} lies on the way to the corner"
+            );
         }
     }
 }
@@ -82,6 +93,12 @@ fn corridor_coin_is_at_the_end_without_randomization() {
         let test = spec.generate(Split::Test, &mut rng).unwrap();
         assert_ne!(test.goal, test.proxy);
         assert_ne!(test.goal, Some(test.start));
+        let goal = test.goal.unwrap();
+        let off_route = mesa_goalmisgen::generate::off_the_proxy_route(&test, test.proxy.unwrap());
+        assert!(
+            off_route[test.index(goal)],
+            "test coin {goal:?} on a shortest route to the end"
+        );
     }
 }
 
