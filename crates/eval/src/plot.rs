@@ -980,8 +980,14 @@ mod tests {
             walls: vec![false, false, true, false, false, false],
             markers: vec![("S".into(), 0, 1), ("C".into(), 2, 0)],
         };
-        let files =
-            grid_heatmap_plot(dir.path(), "paths", "Paths test", &[maze.clone()], 3).expect("plot");
+        let files = grid_heatmap_plot(
+            dir.path(),
+            "paths",
+            "Paths test",
+            std::slice::from_ref(&maze),
+            3,
+        )
+        .expect("plot");
         assert_plot_files(&files, "Paths test");
         let mut off = maze.clone();
         off.markers.push(("X".into(), 3, 0));

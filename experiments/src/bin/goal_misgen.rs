@@ -451,6 +451,11 @@ fn run_model(config: &GoalMisgenConfig, job: &Job) -> Result<ModelResult> {
     })
 }
 
+/// A training-only signal of a model.
+type Signal = fn(&ModelRow) -> f64;
+/// A rate of a model, when defined.
+type RowMetric = fn(&ModelRow) -> Option<f64>;
+
 /// Tokenised observations, one `Vec` of token ids each.
 type Observations = Vec<Vec<usize>>;
 
@@ -650,7 +655,7 @@ fn predictor_rows(rows: &[ModelRow]) -> Result<Vec<PredictorRow>> {
             .collect();
         let target: Vec<f64> = models.iter().filter_map(|r| r.misgen_rate).collect();
         let labels: Vec<bool> = target.iter().map(|&m| m > 0.5).collect();
-        let signals: [(&'static str, fn(&ModelRow) -> f64); 2] = [
+        let signals: [(&'static str, Signal); 2] = [
             ("goal_sensitivity", |r| r.goal_sensitivity),
             ("goal_probe_excess", |r| r.goal_probe_excess),
         ];
@@ -757,7 +762,7 @@ fn misgen_plot(out: &std::path::Path, rows: &[ModelRow]) -> Result<()> {
             continue;
         }
         let mut series = Vec::new();
-        let metrics: [(&str, fn(&ModelRow) -> Option<f64>); 4] = [
+        let metrics: [(&str, RowMetric); 4] = [
             ("misgen rate (test)", |r| r.misgen_rate),
             ("proxy rate (test)", |r| Some(r.test_proxy_rate)),
             ("true-goal rate (test)", |r| Some(r.test_true_goal_rate)),
