@@ -64,6 +64,13 @@ struct Args {
     /// Models trained at once (one thread each).
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Overrides the config's models per setting (seeds `seed .. seed + N`).
+    #[arg(long)]
+    seeds: Option<usize>,
+    /// Runs only the settings whose name starts with this (`maze`, `maze-k2`, `corridor-r0`,
+    /// `keys_chests`); repeat to keep several. Default: every setting of the config.
+    #[arg(long = "only", value_name = "PREFIX")]
+    only: Vec<String>,
     /// No progress output.
     #[arg(long)]
     quiet: bool,
@@ -177,15 +184,22 @@ struct GoalVectorRow {
 
 #[derive(Serialize)]
 struct PredictorRow {
-    env: String,
+    /// `all`, an environment, or an environment with one setting (`corridor r0`): within one
+    /// setting the randomization is fixed and only the seed varies.
+    group: String,
     signal: &'static str,
+    /// `misgen_rate` (models where it is defined) or `test_true_goal_rate` (all models).
+    target: &'static str,
     n_models: usize,
-    /// Models with `misgen_rate > 0.5` (the positive class of the AUROC).
-    n_misgen: usize,
-    /// Undefined when the signal or the rate is constant over the models.
+    /// The AUROC's positive class: misgen_rate > 0.5, or test_true_goal_rate < 0.5.
+    n_positive: usize,
+    /// Undefined when the signal or the target is constant over the models.
     spearman: Option<f64>,
-    /// AUROC of the negated signal for `misgen_rate > 0.5` (a low signal should predict
-    /// misgeneralization); undefined when one class is empty.
+    /// Two-sided permutation p-value of the Spearman correlation (10 000 permutations).
+    spearman_p: Option<f64>,
+    /// AUROC of the signal for the positive class (misgen_rate: the negated signal, as a low
+    /// signal should predict misgeneralization; true-goal failures: the same), with a
+    /// stratified bootstrap 95% CI; undefined when one class is empty.
     auroc: Option<f64>,
     auroc_lo: Option<f64>,
     auroc_hi: Option<f64>,
@@ -200,8 +214,24 @@ fn main() -> Result<()> {
     if args.threads == 0 {
         bail!("--threads must be at least 1");
     }
+    if let Some(seeds) = args.seeds {
+        if seeds == 0 {
+            bail!("--seeds must be at least 1");
+        }
+        config.seeds_per_setting = seeds;
+    }
     let started = Instant::now();
-    let jobs = jobs(&config);
+    let mut jobs = jobs(&config);
+    if !args.only.is_empty() {
+        jobs.retain(|j| args.only.iter().any(|p| j.model_id.starts_with(p.as_str())));
+        if jobs.is_empty() {
+            bail!(
+                "--only {:?} matches no setting of {} (names look like maze-k2, corridor-r0, keys_chests-pair)",
+                args.only,
+                args.config.display()
+            );
+        }
+    }
     let results: Vec<Mutex<Option<Result<ModelResult>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
@@ -642,49 +672,110 @@ fn goal_vector_effect(
     Ok([rates_with(0.0)?, rates_with(-1.0)?, rates_with(1.0)?])
 }
 
-/// Spearman and AUROC of each training-only signal against the measured misgeneralization, per
-/// environment and over all models. The positive class is `misgen_rate > 0.5`; a low signal
-/// should predict misgeneralization, so the AUROC scores its negation.
+/// Spearman (with a permutation p-value) and AUROC of each training-only signal against the
+/// measured misgeneralization and the test true-goal rate, over all models, per environment,
+/// and per setting when it has at least 4 models (seed-to-seed variation at a fixed
+/// randomization, which the config cannot explain).
 fn predictor_rows(rows: &[ModelRow]) -> Result<Vec<PredictorRow>> {
+    let mut groups: Vec<(String, Vec<&ModelRow>)> = vec![("all".into(), rows.iter().collect())];
+    for env in ["maze", "corridor", "keys_chests"] {
+        let models: Vec<&ModelRow> = rows.iter().filter(|r| r.env == env).collect();
+        let mut settings: Vec<&str> = models.iter().map(|r| r.randomization.as_str()).collect();
+        settings.dedup();
+        if settings.len() > 1 {
+            groups.push((env.to_string(), models.clone()));
+        }
+        for setting in settings {
+            let within: Vec<&ModelRow> = models
+                .iter()
+                .copied()
+                .filter(|r| r.randomization == setting)
+                .collect();
+            if within.len() >= 4 {
+                let prefix = if env == "maze" {
+                    "k"
+                } else if env == "corridor" {
+                    "r"
+                } else {
+                    ""
+                };
+                groups.push((format!("{env} {prefix}{setting}"), within));
+            }
+        }
+    }
+    let signals: [(&'static str, Signal); 2] = [
+        ("goal_sensitivity", |r| r.goal_sensitivity),
+        ("goal_probe_excess", |r| r.goal_probe_excess),
+    ];
+    let targets: [(&'static str, RowMetric); 2] = [
+        ("misgen_rate", |r| r.misgen_rate),
+        ("test_true_goal_rate", |r| Some(r.test_true_goal_rate)),
+    ];
     let mut out = Vec::new();
-    for env in ["maze", "corridor", "keys_chests", "all"] {
-        let models: Vec<&ModelRow> = rows
-            .iter()
-            .filter(|r| env == "all" || r.env == env)
-            .filter(|r| r.misgen_rate.is_some())
-            .collect();
-        let target: Vec<f64> = models.iter().filter_map(|r| r.misgen_rate).collect();
-        let labels: Vec<bool> = target.iter().map(|&m| m > 0.5).collect();
-        let signals: [(&'static str, Signal); 2] = [
-            ("goal_sensitivity", |r| r.goal_sensitivity),
-            ("goal_probe_excess", |r| r.goal_probe_excess),
-        ];
-        for (name, signal) in signals {
-            let values: Vec<f64> = models.iter().map(|r| signal(r)).collect();
-            let negated: Vec<f64> = values.iter().map(|v| -v).collect();
-            let report = auroc_bootstrap(
-                &negated,
-                &labels,
-                &BootstrapParams {
-                    n_resamples: 2000,
-                    seed: 0,
-                    confidence: 0.95,
-                },
-            )
-            .ok();
-            out.push(PredictorRow {
-                env: env.to_string(),
-                signal: name,
-                n_models: models.len(),
-                n_misgen: labels.iter().filter(|&&l| l).count(),
-                spearman: Some(spearman(&values, &target)).filter(|v| v.is_finite()),
-                auroc: report.as_ref().map(|r| r.auroc),
-                auroc_lo: report.as_ref().map(|r| r.lo),
-                auroc_hi: report.as_ref().map(|r| r.hi),
-            });
+    for (group, models) in &groups {
+        for (target_name, target_of) in targets {
+            let kept: Vec<(&ModelRow, f64)> = models
+                .iter()
+                .filter_map(|r| target_of(r).map(|t| (*r, t)))
+                .collect();
+            let target: Vec<f64> = kept.iter().map(|(_, t)| *t).collect();
+            let labels: Vec<bool> = target
+                .iter()
+                .map(|&t| {
+                    if target_name == "misgen_rate" {
+                        t > 0.5
+                    } else {
+                        t < 0.5
+                    }
+                })
+                .collect();
+            for (name, signal) in signals {
+                let values: Vec<f64> = kept.iter().map(|(r, _)| signal(r)).collect();
+                let negated: Vec<f64> = values.iter().map(|v| -v).collect();
+                let report = auroc_bootstrap(
+                    &negated,
+                    &labels,
+                    &BootstrapParams {
+                        n_resamples: 2000,
+                        seed: 0,
+                        confidence: 0.95,
+                    },
+                )
+                .ok();
+                let rho = Some(spearman(&values, &target)).filter(|v| v.is_finite());
+                out.push(PredictorRow {
+                    group: group.clone(),
+                    signal: name,
+                    target: target_name,
+                    n_models: kept.len(),
+                    n_positive: labels.iter().filter(|&&l| l).count(),
+                    spearman: rho,
+                    spearman_p: rho.map(|r| spearman_permutation_p(&values, &target, r)),
+                    auroc: report.as_ref().map(|r| r.auroc),
+                    auroc_lo: report.as_ref().map(|r| r.lo),
+                    auroc_hi: report.as_ref().map(|r| r.hi),
+                });
+            }
         }
     }
     Ok(out)
+}
+
+/// Share of 10 000 seeded permutations of `y` whose |Spearman| with `x` reaches |`observed`|
+/// (the observed order counted as one of them, so the p-value is never 0).
+fn spearman_permutation_p(x: &[f64], y: &[f64], observed: f64) -> f64 {
+    const PERMUTATIONS: usize = 10_000;
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut shuffled = y.to_vec();
+    let mut at_least = 1;
+    for _ in 0..PERMUTATIONS {
+        shuffled.shuffle(&mut rng);
+        let r = spearman(x, &shuffled);
+        if r.is_finite() && r.abs() >= observed.abs() - 1e-12 {
+            at_least += 1;
+        }
+    }
+    at_least as f64 / (PERMUTATIONS + 1) as f64
 }
 
 /// Spearman's rank correlation: Pearson's correlation of the ranks (ties get their mean rank);

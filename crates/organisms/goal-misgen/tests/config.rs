@@ -26,6 +26,22 @@ fn shipped_config_loads_with_the_issue_sweeps() {
         vec![0.0, 2.0, 5.0, 10.0, 25.0]
     );
     assert!(config.seeds_per_setting >= 3);
+    assert_eq!(config.keys_chests.train_steps, Some(1500));
+}
+
+#[test]
+fn seed_variation_config_loads() {
+    let text = include_str!("../../../../datasets/goal-misgen/seed-variation.toml");
+    let config = load(text).unwrap();
+    assert_eq!(config.seeds_per_setting, 12);
+    assert_eq!(config.maze.regions, vec![Region::Side(3), Region::Side(4)]);
+}
+
+#[test]
+fn train_steps_override_must_exceed_warmup() {
+    let text = DEFAULT.replace("train_steps = 1500", "train_steps = 10");
+    let err = load(&text).unwrap_err().to_string();
+    assert!(err.contains("keys_chests.train_steps"), "{err}");
 }
 
 #[test]
