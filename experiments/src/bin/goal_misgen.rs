@@ -29,8 +29,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use experiments::{mean_min_max, write_table};
 use mesa_eval::plot::{
-    grid_heatmap_plot, metric_by_layer_plot, panel_grid_plot, BandSeries, GridPanel, LayerSeries,
-    Panel, SeriesLabelPosition,
+    grid_heatmap_plot, panel_grid_plot, BandSeries, GridPanel, Panel, SeriesLabelPosition,
 };
 use mesa_eval::{auroc_bootstrap, wilson_interval, BootstrapParams};
 use mesa_gdfp::metrics::fit_probe_validated;
@@ -880,73 +879,70 @@ fn misgen_plot(out: &std::path::Path, rows: &[ModelRow]) -> Result<()> {
     Ok(())
 }
 
-/// Goal-probe accuracy by layer for every maze and corridor setting (trained models, mean and
-/// range over seeds), beside the random-init control pooled over settings.
+/// Goal-probe accuracy by layer, one panel per setting where the goal cell varies (more than
+/// one cell among the probe's states): the trained models beside the same probe on the models
+/// at random init (mean, band from the lowest to the highest seed), over the best baseline.
 fn probe_plot(out: &std::path::Path, probes: &[ProbeRow]) -> Result<()> {
-    let mut series = Vec::new();
-    let mut settings: Vec<(&str, String, &str)> = probes
-        .iter()
-        .map(|p| (p.env, p.randomization.clone(), p.model))
-        .collect();
-    settings.dedup();
-    settings.sort();
-    settings.dedup();
-    for (env, randomization, model) in settings {
-        if model != "trained" {
-            continue;
+    let mut settings: Vec<(&str, String)> = Vec::new();
+    for p in probes.iter().filter(|p| p.n_classes > 1) {
+        let setting = (p.env, p.randomization.clone());
+        if !settings.contains(&setting) {
+            settings.push(setting);
         }
+    }
+    let mut panels = Vec::new();
+    for (env, randomization) in settings {
         let rows: Vec<&ProbeRow> = probes
             .iter()
-            .filter(|p| p.env == env && p.randomization == randomization && p.model == model)
+            .filter(|p| p.env == env && p.randomization == randomization)
             .collect();
         let mut layers: Vec<usize> = rows.iter().map(|p| p.layer).collect();
         layers.sort_unstable();
         layers.dedup();
-        let mut s = LayerSeries {
-            label: format!("{env} {randomization}"),
-            layers: Vec::new(),
-            value: Vec::new(),
-            lo: Vec::new(),
-            hi: Vec::new(),
-        };
-        for l in layers {
-            let acc: Vec<f64> = rows
-                .iter()
-                .filter(|p| p.layer == l)
-                .map(|p| p.accuracy)
-                .collect();
-            if let Some((m, lo, hi)) = mean_min_max(&acc) {
-                s.layers.push(l as f64);
-                s.value.push(m);
-                s.lo.push(lo);
-                s.hi.push(hi);
+        let mut series = Vec::new();
+        for model in ["trained", "random-init"] {
+            let (mut x, mut y, mut lo, mut hi) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for &l in &layers {
+                let acc: Vec<f64> = rows
+                    .iter()
+                    .filter(|p| p.model == model && p.layer == l)
+                    .map(|p| p.accuracy)
+                    .collect();
+                if let Some((m, a, b)) = mean_min_max(&acc) {
+                    x.push(l as f64);
+                    y.push(m);
+                    lo.push(a);
+                    hi.push(b);
+                }
+            }
+            if !x.is_empty() {
+                series.push(BandSeries::with_band(model, x, y, lo, hi));
             }
         }
-        series.push(s);
+        let baseline = rows
+            .iter()
+            .map(|p| p.majority_baseline.max(p.corner_baseline.unwrap_or(0.0)))
+            .fold(0.0, f64::max);
+        let label = match env {
+            "maze" => format!("maze k={randomization}"),
+            "corridor" => format!("corridor {randomization}%"),
+            _ => "keys and chests (nearest chest)".to_string(),
+        };
+        let mut panel = Panel::new(label, "layer (0 = embedding)", "accuracy", series);
+        panel.references = vec![("best baseline (corner / majority)".to_string(), baseline)];
+        panel.y_range = Some((0.0, 1.0));
+        panel.legend = panels.is_empty().then_some(SeriesLabelPosition::LowerRight);
+        panels.push(panel);
     }
-    let random_init: Vec<f64> = probes
-        .iter()
-        .filter(|p| p.model == "random-init" && p.n_classes > 1)
-        .map(|p| p.accuracy)
-        .collect();
-    let references: Vec<(String, f64)> = mean_min_max(&random_init)
-        .map(|(m, _, _)| {
-            vec![(
-                "random-init control, mean over settings with >1 goal cell".to_string(),
-                m,
-            )]
-        })
-        .unwrap_or_default();
-    if series.is_empty() {
+    if panels.is_empty() {
         return Ok(());
     }
-    metric_by_layer_plot(
+    panel_grid_plot(
         out,
         "goal_probes",
-        "Goal-cell probe accuracy on held-out training states (0 = embedding)",
-        "accuracy",
-        &series,
-        &references,
+        "Goal-cell probe accuracy on held-out training states: trained vs random-init (band: min to max over seeds)",
+        &panels,
+        3,
     )?;
     Ok(())
 }
