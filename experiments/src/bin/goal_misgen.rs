@@ -931,7 +931,7 @@ fn probe_plot(out: &std::path::Path, probes: &[ProbeRow]) -> Result<()> {
         let mut panel = Panel::new(label, "layer (0 = embedding)", "accuracy", series);
         panel.references = vec![("best baseline (corner / majority)".to_string(), baseline)];
         panel.y_range = Some((0.0, 1.0));
-        panel.legend = panels.is_empty().then_some(SeriesLabelPosition::LowerRight);
+        panel.legend = panels.is_empty().then_some(SeriesLabelPosition::UpperRight);
         panels.push(panel);
     }
     if panels.is_empty() {
