@@ -16,7 +16,9 @@
 //! - [`generate`]: batched greedy or temperature sampling;
 //! - [`save_checkpoint`] / [`load_checkpoint`]: safetensors + JSON sidecar (tensor names in
 //!   [`checkpoint`]);
-//! - [`Vocab`]: a word-level vocabulary where an unknown word is an error.
+//! - [`Vocab`]: a word-level vocabulary where an unknown word is an error;
+//! - [`config_file`]: the organisms' TOML config files (reading, [`ConfigFileError`], the shared
+//!   `[model]` and `[train]` sections).
 //!
 //! ```
 //! use mesa_nn::{CacheFilter, HookPoint, Input, Preset, Tiny, Transformer};
@@ -34,6 +36,7 @@
 //! half-written checkpoint.
 pub mod checkpoint;
 pub mod config;
+pub mod config_file;
 pub mod error;
 pub mod hooks;
 pub mod model;
@@ -47,6 +50,7 @@ pub use checkpoint::{
     data_hash, git_revision, load_checkpoint, save_checkpoint, write_atomic, CheckpointMeta,
 };
 pub use config::{AttentionKind, InputFront, ModelConfig, Preset, Small, Small4, Tiny};
+pub use config_file::ConfigFileError;
 pub use error::{NnError, Result};
 pub use hooks::{
     ActivationCache, BlockHook, CacheFilter, CachedTensor, Hook, HookFn, HookPoint, Hooks,

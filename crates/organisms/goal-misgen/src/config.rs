@@ -4,11 +4,16 @@
 //! training run, and the evaluation. Loading checks every field and names the file and the field
 //! in its error.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use mesa_nn::config_file::{load_toml, read_toml, ConfigFileError};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{GoalMisgenError, Result};
+use crate::error::Result;
+
+/// The `[model]` and `[train]` sections (the latter is behaviour cloning: every batch is drawn
+/// fresh from the training distribution), shared with the other organisms.
+pub use mesa_nn::config_file::{ModelSection, PresetName, TrainSection};
 
 /// The whole config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -24,29 +29,6 @@ pub struct GoalMisgenConfig {
     pub corridor: CorridorConfig,
     pub maze: MazeConfig,
     pub keys_chests: KeysChestsConfig,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PresetName {
-    Tiny,
-    Small,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSection {
-    pub preset: PresetName,
-}
-
-/// Behaviour cloning: every batch is drawn fresh from the training distribution.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSection {
-    pub steps: usize,
-    pub batch_size: usize,
-    pub lr: f32,
-    pub warmup_steps: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -147,19 +129,14 @@ pub const MAX_OBJECTS: usize = 8;
 impl GoalMisgenConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| GoalMisgenError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml(&text, path)
+        let config: Self = load_toml(path)?;
+        config.validate(path)?;
+        Ok(config)
     }
 
     /// Parses and validates TOML text; `path` is used in error messages only.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
-        let config: Self = toml::from_str(text).map_err(|e| GoalMisgenError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let config: Self = read_toml(text, path)?;
         config.validate(path)?;
         Ok(config)
     }
@@ -167,28 +144,13 @@ impl GoalMisgenConfig {
     /// Checks every value; errors name `path` and the field.
     pub fn validate(&self, path: &Path) -> Result<()> {
         let bad = |field: &str, reason: &str| {
-            Err(GoalMisgenError::InvalidField {
-                path: PathBuf::from(path),
-                field: field.to_string(),
-                reason: reason.to_string(),
-            })
+            Err(ConfigFileError::invalid_field(path, field, reason).into())
         };
         if self.seeds_per_setting == 0 {
             return bad("seeds_per_setting", "must be at least 1");
         }
         let t = &self.train;
-        if t.steps == 0 {
-            return bad("train.steps", "must be positive");
-        }
-        if t.batch_size == 0 {
-            return bad("train.batch_size", "must be positive");
-        }
-        if !(t.lr.is_finite() && t.lr > 0.0) {
-            return bad("train.lr", "must be a positive number");
-        }
-        if t.warmup_steps >= t.steps {
-            return bad("train.warmup_steps", "must be smaller than train.steps");
-        }
+        t.validate(path)?;
         for (field, steps) in [
             ("corridor.train_steps", self.corridor.train_steps),
             ("maze.train_steps", self.maze.train_steps),

@@ -1,31 +1,16 @@
 //! Typed errors of `mesa-goalmisgen`.
 
-use std::path::PathBuf;
+pub use mesa_nn::ConfigFileError;
 
 /// Everything that can go wrong when loading a config, generating levels, running episodes or
 /// training a policy.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GoalMisgenError {
-    /// The TOML file does not parse or does not match the schema; `message` is the parser's,
-    /// which names the field and the line.
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-
-    /// A field parsed but its value is not allowed.
-    #[error("{path}: field `{field}`: {reason}")]
-    InvalidField {
-        path: PathBuf,
-        field: String,
-        reason: String,
-    },
-
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The config file could not be read, does not parse or match the schema, or holds a value
+    /// that is not allowed; the message names the file (and the field).
+    #[error(transparent)]
+    Config(#[from] ConfigFileError),
 
     /// An action index outside the action set (`0..4`).
     #[error("action {index} is outside the action set (0..{n_actions})")]

@@ -52,7 +52,7 @@ pub use config::{
     TrainSection,
 };
 pub use episode::{Episode, Outcome};
-pub use error::{GoalMisgenError, Result};
+pub use error::{ConfigFileError, GoalMisgenError, Result};
 pub use generate::{EnvSpec, Split};
 pub use level::{Action, EnvKind, Level, Pos};
 pub use policy::{

@@ -2,9 +2,7 @@
 //! query token, trained by behaviour cloning of the BFS planner on the training distribution,
 //! and run greedily (optionally with hooks) in batched rollouts.
 
-use mesa_nn::{
-    Hooks, Input, ModelConfig, Preset, Small, StepLog, Targets, Tiny, TrainConfig, Transformer,
-};
+use mesa_nn::{Hooks, Input, ModelConfig, StepLog, Targets, TrainConfig, Transformer};
 use ndarray::{Array2, Array3};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -23,10 +21,7 @@ use crate::obs::{self, Mask};
 pub fn model_config(spec: &EnvSpec, preset: PresetName) -> ModelConfig {
     let (w, h) = spec.dims();
     let n = w * h;
-    let mut config = match preset {
-        PresetName::Tiny => Tiny::language_model(obs::vocab_size(n), obs::seq_len(n)),
-        PresetName::Small => Small::language_model(obs::vocab_size(n), obs::seq_len(n)),
-    };
+    let mut config = preset.language_model(obs::vocab_size(n), obs::seq_len(n));
     config.d_out = Action::COUNT;
     config
 }

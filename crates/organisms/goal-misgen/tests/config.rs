@@ -1,6 +1,6 @@
 //! Configs are validated on load, with errors that name the file and the field.
 
-use mesa_goalmisgen::{GoalMisgenConfig, GoalMisgenError, Region};
+use mesa_goalmisgen::{ConfigFileError, GoalMisgenConfig, GoalMisgenError, Region};
 
 const DEFAULT: &str = include_str!("../../../../datasets/goal-misgen/default.toml");
 
@@ -62,10 +62,16 @@ fn bad_value_names_file_and_field() {
 #[test]
 fn unknown_field_and_bad_region_word_are_parse_errors_naming_the_file() {
     let err = load(&format!("{DEFAULT}\nextra = 1\n")).unwrap_err();
-    assert!(matches!(err, GoalMisgenError::Parse { .. }));
+    assert!(matches!(
+        err,
+        GoalMisgenError::Config(ConfigFileError::Parse { .. })
+    ));
     assert!(err.to_string().contains("cfg.toml") && err.to_string().contains("extra"));
     let err = load(&DEFAULT.replace("\"full\"", "\"everywhere\"")).unwrap_err();
-    assert!(matches!(err, GoalMisgenError::Parse { .. }), "{err}");
+    assert!(
+        matches!(err, GoalMisgenError::Config(ConfigFileError::Parse { .. })),
+        "{err}"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use mesa_nn::config_file::{load_toml, read_toml};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{IclError, Result};
@@ -127,19 +128,14 @@ impl Default for IclConfig {
 impl IclConfig {
     /// Reads and validates a TOML config.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| IclError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml(&text, path)
+        let config: Self = load_toml(path)?;
+        config.validate_at(path)?;
+        Ok(config)
     }
 
     /// Parses and validates TOML text; `path` only names the source in errors.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
-        let config: Self = toml::from_str(text).map_err(|e| IclError::Parse {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let config: Self = read_toml(text, path)?;
         config.validate_at(path)?;
         Ok(config)
     }

