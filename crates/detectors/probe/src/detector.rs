@@ -81,7 +81,49 @@ impl ProbeMethod {
             ProbeMethod::TopPc => Requires::UNLABELLED,
         }
     }
+
+    /// Whether the fit fixes which end of the score is "positive". Supervised probes are
+    /// oriented by their labels, contrast and LAT by their pairs (the positive member scores
+    /// higher); the top principal component is not, so only [`crate::sign_free`] of its
+    /// AUROC means anything.
+    pub fn sign_identifiable(self) -> bool {
+        !matches!(self, ProbeMethod::TopPc)
+    }
+
+    /// Fits this method on labelled activations `x` (`[n, d]`) and labels `y`, as its detector
+    /// would after reading them: logistic (with `seed` for its validation split), mean-diff,
+    /// LDA, or the shuffled control (which shuffles `y` itself first).
+    ///
+    /// # Errors
+    /// [`ProbeError::InvalidParam`] for a method that does not fit on labels (LAT, contrast,
+    /// top PC), and every error of the probe's own fit.
+    pub fn fit_labelled(
+        self,
+        x: Array2<f64>,
+        y: Array1<bool>,
+        seed: u64,
+    ) -> Result<LinearProbe, ProbeError> {
+        match self {
+            ProbeMethod::Logistic => LogisticProbeParams::new(seed).fit(&Dataset::new(x, y)),
+            ProbeMethod::Shuffled => {
+                let y = Array1::from(shuffled_labels(&y.to_vec(), seed ^ SHUFFLE_SALT));
+                LogisticProbeParams::new(seed).fit(&Dataset::new(x, y))
+            }
+            ProbeMethod::MeanDiff | ProbeMethod::Lda => MeanDiffParams::new()
+                .covariance_adjusted(self == ProbeMethod::Lda)
+                .fit(&Dataset::new(x, y)),
+            ProbeMethod::Lat | ProbeMethod::Contrast | ProbeMethod::TopPc => {
+                Err(ProbeError::InvalidParam {
+                    param: "method",
+                    reason: format!("{self} does not fit on labelled inputs"),
+                })
+            }
+        }
+    }
 }
+
+/// Salt of the shuffled control's permutation seed.
+const SHUFFLE_SALT: u64 = 0x5348_5546;
 
 impl fmt::Display for ProbeMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -139,17 +181,12 @@ impl ProbeDetector {
         model: &Transformer,
         data: &FitData<'_>,
     ) -> Result<LinearProbe, ProbeError> {
-        let labelled = |shuffle: bool| -> Result<(Array2<f64>, Array1<bool>), ProbeError> {
+        let labelled = || -> Result<(Array2<f64>, Array1<bool>), ProbeError> {
             let l = data
                 .labelled(&self.name())
                 .map_err(|e| ProbeError::InvalidData(e.to_string()))?;
             let x = self.read(model, l.inputs())?;
-            let labels = if shuffle {
-                shuffled_labels(l.labels(), self.seed ^ 0x5348_5546)
-            } else {
-                l.labels().to_vec()
-            };
-            Ok((x, Array1::from(labels)))
+            Ok((x, Array1::from(l.labels().to_vec())))
         };
         let pairs = || -> Result<(Array2<f64>, Array2<f64>), ProbeError> {
             let pos: Vec<Tokens> = data.pairs.iter().map(|p| p.positive.clone()).collect();
@@ -157,15 +194,12 @@ impl ProbeDetector {
             Ok((self.read(model, &pos)?, self.read(model, &neg)?))
         };
         match self.method {
-            ProbeMethod::Logistic | ProbeMethod::Shuffled => {
-                let (x, y) = labelled(self.method == ProbeMethod::Shuffled)?;
-                LogisticProbeParams::new(self.seed).fit(&Dataset::new(x, y))
-            }
-            ProbeMethod::MeanDiff | ProbeMethod::Lda => {
-                let (x, y) = labelled(false)?;
-                let params =
-                    MeanDiffParams::new().covariance_adjusted(self.method == ProbeMethod::Lda);
-                params.fit(&Dataset::new(x, y))
+            ProbeMethod::Logistic
+            | ProbeMethod::Shuffled
+            | ProbeMethod::MeanDiff
+            | ProbeMethod::Lda => {
+                let (x, y) = labelled()?;
+                self.method.fit_labelled(x, y, self.seed)
             }
             ProbeMethod::Contrast => {
                 let (p, n) = pairs()?;

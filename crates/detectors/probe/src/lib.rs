@@ -9,8 +9,9 @@
 //!   [`MeanDiffParams::lda`] its covariance-adjusted form), [`PcaDirectionParams::lat`] (first
 //!   principal component of contrast-pair differences) and [`PcaDirectionParams::top_pc`]
 //!   (unsupervised top principal component).
-//! - Controls: [`random_direction_baseline`] (AUROCs of many random unit directions: report the
-//!   95th percentile and the best) and [`shuffled_labels`].
+//! - Controls: [`random_direction_baseline`] (AUROCs of many random unit directions: the 95th
+//!   percentile and the best, signed and [`sign_free`]) and [`shuffled_label_null`] (one method
+//!   fitted on many label permutations: mean, 95th percentile and max of their test AUROCs).
 //! - The `mesa-detect` detectors ([`ProbeDetector`], one per [`ProbeMethod`], including the
 //!   generic contrast-pair probe fitted only on yes/no answers to generic questions) and
 //!   [`register`], the one line experiments call.
@@ -45,7 +46,10 @@ pub mod hyperparams;
 pub mod linear;
 
 pub use activations::{activations, Position};
-pub use controls::{random_direction_baseline, shuffled_labels, RandomBaseline};
+pub use controls::{
+    random_direction_baseline, shuffled_label_null, shuffled_labels, sign_free, NullSummary,
+    RandomBaseline, ShuffledNull,
+};
 pub use detector::{register, FittedProbeDetector, ProbeDetector, ProbeMethod};
 pub use error::{ProbeError, Result};
 pub use hyperparams::{

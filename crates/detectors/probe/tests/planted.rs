@@ -2,8 +2,8 @@
 
 use linfa::prelude::*;
 use mesa_probe::{
-    random_direction_baseline, shuffled_labels, LinearProbe, LogisticProbeParams, MeanDiffParams,
-    PcaDirectionParams,
+    random_direction_baseline, shuffled_label_null, shuffled_labels, sign_free, LinearProbe,
+    LogisticProbeParams, MeanDiffParams, NullSummary, PcaDirectionParams, ProbeMethod,
 };
 use ndarray::{Array1, Array2};
 use rand::rngs::StdRng;
@@ -143,6 +143,79 @@ fn random_directions_fall_well_below_the_probe() {
     // Random directions are symmetric around chance.
     let mean = baseline.aurocs.iter().sum::<f64>() / 1000.0;
     assert!((mean - 0.5).abs() < 0.05, "mean random AUROC {mean}");
+}
+
+#[test]
+fn sign_free_baseline_folds_each_direction() {
+    // Pure noise: no direction is special, so about half the AUROCs fall below 0.5.
+    let u = planted(41);
+    let (x, y) = data(300, &u, 0.0, 42);
+    let baseline = random_direction_baseline(&x, &y.to_vec(), 200, 43).expect("baseline");
+    let folded: Vec<f64> = baseline.aurocs.iter().map(|&a| sign_free(a)).collect();
+    for (&a, &f) in baseline.aurocs.iter().zip(&folded) {
+        assert_eq!(f, a.max(1.0 - a));
+        assert!(f >= 0.5);
+    }
+    let below = baseline.aurocs.iter().filter(|&&a| a < 0.5).count();
+    assert!((60..=140).contains(&below), "{below} of 200 below chance");
+    let summary = NullSummary::of(&folded).expect("summary");
+    assert_eq!(baseline.p95_sign_free, summary.p95);
+    let worst = baseline.aurocs.iter().copied().fold(1.0, f64::min);
+    assert_eq!(baseline.best_sign_free, baseline.best.max(1.0 - worst));
+    println!(
+        "noise: random p95 {:.3} signed, {:.3} sign-free",
+        baseline.p95, baseline.p95_sign_free
+    );
+}
+
+#[test]
+fn shuffled_null_on_noise_sits_at_chance() {
+    // No class signal at all: the shuffled-label probes' test AUROCs centre on 0.5, spread
+    // above it, and the sign-free null sits above the signed one at every summary.
+    let u = planted(51);
+    let (x, y) = data(400, &u, 0.0, 52);
+    let (xt, yt) = data(400, &u, 0.0, 53);
+    for method in [
+        ProbeMethod::Logistic,
+        ProbeMethod::MeanDiff,
+        ProbeMethod::Lda,
+    ] {
+        let null = shuffled_label_null(&x, &y.to_vec(), &xt, &yt.to_vec(), 20, 54, |x, y| {
+            method.fit_labelled(x.clone(), y, 55)
+        })
+        .expect("null");
+        let (s, f) = (null.signed, null.sign_free);
+        println!(
+            "{method}: shuffled null mean {:.3} p95 {:.3} max {:.3}; sign-free {:.3} / {:.3} / {:.3}",
+            s.mean, s.p95, s.max, f.mean, f.p95, f.max
+        );
+        assert_eq!(null.aurocs.len(), 20);
+        assert!((s.mean - 0.5).abs() < 0.05, "{method}: mean {}", s.mean);
+        assert!(s.p95 > 0.5 && s.p95 > s.mean, "{method}: p95 {}", s.p95);
+        assert!(s.max >= s.p95);
+        assert!(f.mean >= s.mean && f.p95 >= s.p95 && f.max >= s.max);
+        assert!(f.mean >= 0.5);
+    }
+}
+
+#[test]
+fn shuffled_null_is_deterministic_and_below_a_real_probe() {
+    let u = planted(61);
+    let (x, y) = data(400, &u, 2.5, 62);
+    let (xt, yt) = data(400, &u, 2.5, 63);
+    let fit =
+        |x: &Array2<f64>, y: Array1<bool>| ProbeMethod::MeanDiff.fit_labelled(x.clone(), y, 0);
+    let a = shuffled_label_null(&x, &y.to_vec(), &xt, &yt.to_vec(), 10, 64, fit).expect("a");
+    let b = shuffled_label_null(&x, &y.to_vec(), &xt, &yt.to_vec(), 10, 64, fit).expect("b");
+    assert_eq!(a, b);
+    let real = test_auroc(&fit(&x, y.clone()).expect("fit"), &xt, &yt);
+    assert!(
+        a.sign_free.max < real - 0.1,
+        "null max {}, real {real}",
+        a.sign_free.max
+    );
+    assert!(shuffled_label_null(&x, &y.to_vec(), &xt, &yt.to_vec(), 0, 64, fit).is_err());
+    assert!(ProbeMethod::TopPc.fit_labelled(x.clone(), y, 0).is_err());
 }
 
 #[test]
