@@ -14,8 +14,8 @@
 //!   cell from the query token's residual stream on training-distribution states, beside the
 //!   corner (proxy) and majority baselines, a shuffled-label probe and the same probe on the
 //!   model at random init;
-//! - `goal_vector`: maze models, test outcome rates with the goal vector subtracted or added
-//!   at `blocks.0.hook_resid_post`;
+//! - `goal_vector`: maze models, test outcome rates with the goal vector added at scales
+//!   -4 .. 4 (negative: subtracted) at `blocks.0.hook_resid_post`;
 //! - `predictor`: per environment, Spearman and AUROC (bootstrap CI) of each training-only
 //!   signal against the measured misgeneralization;
 //! - plots (PNG + SVG): `misgen_vs_randomization`, `goal_probes`, `paths`.
@@ -87,6 +87,9 @@ const GOAL_VECTOR_POINT: HookPoint = HookPoint::Block {
     layer: 0,
     kind: mesa_nn::BlockHook::ResidPost,
 };
+/// Multiples of the goal vector added during test rollouts (Turner et al. vary the
+/// coefficient too: a unit difference of means need not be the scale that steers).
+const GOAL_VECTOR_SCALES: [f32; 7] = [-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0];
 /// Test mazes drawn in the path heatmaps.
 const HEATMAP_MAZES: usize = 4;
 /// Seed offsets keeping every random stream of a model apart from its training batches.
@@ -105,7 +108,7 @@ struct Job {
 struct ModelResult {
     row: ModelRow,
     probes: Vec<ProbeRow>,
-    goal_vector: Option<GoalVectorRow>,
+    goal_vector: Vec<GoalVectorRow>,
     /// Finished episodes on the heatmap mazes (maze models of the base seed only).
     paths: Vec<Episode>,
 }
@@ -167,18 +170,18 @@ struct ProbeRow {
     shuffled_accuracy: f64,
 }
 
+/// Test outcome rates of a maze model with the goal vector added at `scale` (0: no hook;
+/// negative: subtracted).
 #[derive(Serialize, Clone)]
 struct GoalVectorRow {
     model_id: String,
     seed: u64,
     randomization: String,
+    scale: f64,
     episodes: usize,
     p_true_goal: f64,
-    p_true_goal_minus_vector: f64,
-    p_true_goal_plus_vector: f64,
     p_proxy: f64,
-    p_proxy_minus_vector: f64,
-    p_proxy_plus_vector: f64,
+    p_neither: f64,
 }
 
 #[derive(Serialize)]
@@ -286,7 +289,7 @@ fn main() -> Result<()> {
     write_table(out, "probes", &probes, config.seed, &meta)?;
     let vectors: Vec<GoalVectorRow> = done
         .iter()
-        .filter_map(|(_, r)| r.goal_vector.clone())
+        .flat_map(|(_, r)| r.goal_vector.clone())
         .collect();
     write_table(out, "goal_vector", &vectors, config.seed, &meta)?;
     write_table(
@@ -298,6 +301,7 @@ fn main() -> Result<()> {
     )?;
     misgen_plot(out, &rows)?;
     probe_plot(out, &probes)?;
+    goal_vector_plot(out, &vectors)?;
     paths_plot(out, &done)?;
     if !args.quiet {
         eprintln!(
@@ -411,29 +415,27 @@ fn run_model(config: &GoalMisgenConfig, job: &Job) -> Result<ModelResult> {
         .context("no probe at the goal-vector hook")?;
     let randomization = job.spec.randomization();
     let goal_vector = match job.spec {
-        EnvSpec::Maze { .. } => {
-            let [base, minus, plus] = goal_vector_effect(
-                &model,
-                &job.spec,
-                &with_goal,
-                &without_goal,
-                n,
-                eval_seed + 1,
-            )?;
-            Some(GoalVectorRow {
-                model_id: job.model_id.clone(),
-                seed: job.seed,
-                randomization: randomization.clone(),
-                episodes: n,
-                p_true_goal: base.true_goal,
-                p_true_goal_minus_vector: minus.true_goal,
-                p_true_goal_plus_vector: plus.true_goal,
-                p_proxy: base.proxy,
-                p_proxy_minus_vector: minus.proxy,
-                p_proxy_plus_vector: plus.proxy,
-            })
-        }
-        _ => None,
+        EnvSpec::Maze { .. } => goal_vector_effect(
+            &model,
+            &job.spec,
+            &with_goal,
+            &without_goal,
+            n,
+            eval_seed + 1,
+        )?
+        .into_iter()
+        .map(|(scale, rates)| GoalVectorRow {
+            model_id: job.model_id.clone(),
+            seed: job.seed,
+            randomization: randomization.clone(),
+            scale: f64::from(scale),
+            episodes: n,
+            p_true_goal: rates.true_goal,
+            p_proxy: rates.proxy,
+            p_neither: rates.neither,
+        })
+        .collect(),
+        _ => Vec::new(),
     };
     let paths = if job.spec.kind() == EnvKind::Maze && job.seed == config.seed {
         evaluate(
@@ -482,6 +484,8 @@ fn run_model(config: &GoalMisgenConfig, job: &Job) -> Result<ModelResult> {
 
 /// A training-only signal of a model.
 type Signal = fn(&ModelRow) -> f64;
+/// A rate measured under the goal vector.
+type VectorMetric = fn(&GoalVectorRow) -> f64;
 /// A rate of a model, when defined.
 type RowMetric = fn(&ModelRow) -> Option<f64>;
 
@@ -638,7 +642,8 @@ fn goal_probes(
 
 /// The goal vector (Turner et al. 2023): the mean activation difference, per position, between
 /// training observations with and without the cheese at the middle layer. Returns the test
-/// rates without a hook, with the vector subtracted, and with it added.
+/// rates with the vector added at each of [`GOAL_VECTOR_SCALES`] (0 = no hook; negative =
+/// subtracted; the same test levels for every scale).
 fn goal_vector_effect(
     model: &Transformer,
     spec: &EnvSpec,
@@ -646,7 +651,7 @@ fn goal_vector_effect(
     without: &[Vec<usize>],
     n: usize,
     seed: u64,
-) -> Result<[Rates; 3]> {
+) -> Result<Vec<(f32, Rates)>> {
     let filter = CacheFilter::Only(vec![GOAL_VECTOR_POINT]);
     let mean = |tokens: &[Vec<usize>]| -> Result<Array2<f32>> {
         let (_, cache) = model.run_with_cache(&Input::tokens(tokens)?, &filter)?;
@@ -668,7 +673,10 @@ fn goal_vector_effect(
         };
         Ok(evaluate(model, spec, Split::Test, n, seed, &hooks)?.0)
     };
-    Ok([rates_with(0.0)?, rates_with(-1.0)?, rates_with(1.0)?])
+    GOAL_VECTOR_SCALES
+        .iter()
+        .map(|&scale| Ok((scale, rates_with(scale)?)))
+        .collect()
 }
 
 /// Spearman (with a permutation p-value) and AUROC of each training-only signal against the
@@ -943,6 +951,64 @@ fn probe_plot(out: &std::path::Path, probes: &[ProbeRow]) -> Result<()> {
         "Goal-cell probe accuracy on held-out training states: trained vs random-init (band: min to max over seeds)",
         &panels,
         3,
+    )?;
+    Ok(())
+}
+
+/// P(cheese) and P(corner) at test against the goal vector's scale, one line per maze region
+/// setting (mean over seeds, band from the lowest to the highest).
+fn goal_vector_plot(out: &std::path::Path, rows: &[GoalVectorRow]) -> Result<()> {
+    let mut settings: Vec<&str> = Vec::new();
+    for r in rows {
+        if !settings.contains(&r.randomization.as_str()) {
+            settings.push(&r.randomization);
+        }
+    }
+    if settings.is_empty() {
+        return Ok(());
+    }
+    let mut panels = Vec::new();
+    let metrics: [(&str, VectorMetric); 2] = [
+        ("P(cheese) at test", |r| r.p_true_goal),
+        ("P(top-right corner) at test", |r| r.p_proxy),
+    ];
+    for (title, metric) in metrics {
+        let mut series = Vec::new();
+        for &setting in &settings {
+            let (mut x, mut y, mut lo, mut hi) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for &scale in &GOAL_VECTOR_SCALES {
+                let values: Vec<f64> = rows
+                    .iter()
+                    .filter(|r| r.randomization == setting && r.scale == f64::from(scale))
+                    .map(metric)
+                    .collect();
+                if let Some((m, a, b)) = mean_min_max(&values) {
+                    x.push(f64::from(scale));
+                    y.push(m);
+                    lo.push(a);
+                    hi.push(b);
+                }
+            }
+            series.push(BandSeries::with_band(format!("k={setting}"), x, y, lo, hi));
+        }
+        let mut panel = Panel::new(
+            title,
+            "scale of the goal vector added at blocks.0.hook_resid_post (negative: subtracted)",
+            "rate",
+            series,
+        );
+        panel.y_range = Some((0.0, 1.0));
+        panel.legend = panels
+            .is_empty()
+            .then_some(SeriesLabelPosition::MiddleRight);
+        panels.push(panel);
+    }
+    panel_grid_plot(
+        out,
+        "goal_vector",
+        "Steering maze policies with the goal vector (mean over seeds, band: min to max)",
+        &panels,
+        2,
     )?;
     Ok(())
 }
