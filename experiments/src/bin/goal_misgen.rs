@@ -993,7 +993,7 @@ fn goal_vector_plot(out: &std::path::Path, rows: &[GoalVectorRow]) -> Result<()>
         }
         let mut panel = Panel::new(
             title,
-            "scale of the goal vector added at blocks.0.hook_resid_post (negative: subtracted)",
+            "goal-vector scale (negative: subtracted)",
             "rate",
             series,
         );
@@ -1006,7 +1006,7 @@ fn goal_vector_plot(out: &std::path::Path, rows: &[GoalVectorRow]) -> Result<()>
     panel_grid_plot(
         out,
         "goal_vector",
-        "Steering maze policies with the goal vector (mean over seeds, band: min to max)",
+        "Steering maze policies with the goal vector at blocks.0.hook_resid_post (mean over seeds, band: min to max)",
         &panels,
         2,
     )?;
