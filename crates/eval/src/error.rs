@@ -74,6 +74,10 @@ pub enum EvalError {
     #[error("confidence level {confidence} lies outside the open interval (0, 1)")]
     ConfidenceOutOfRange { confidence: f64 },
 
+    /// A correlation with a constant side is undefined.
+    #[error("{name} is constant: the correlation is undefined")]
+    ConstantInput { name: &'static str },
+
     /// A proportion needs `0 <= successes <= n` and `n > 0`.
     #[error("a proportion needs 0 <= successes <= n and n > 0, got {successes} of {n}")]
     InvalidProportion { successes: usize, n: usize },

@@ -39,6 +39,7 @@
 pub mod auroc;
 pub mod calibration;
 pub mod ci;
+pub mod correlation;
 pub mod error;
 pub mod threshold;
 
@@ -59,6 +60,7 @@ pub use ci::{
     auroc_bootstrap, auroc_cluster_bootstrap, auroc_delong, bootstrap_ci, delong_test,
     delong_variance, wilson_interval, AurocReport, BootstrapParams, CiMethod, DeLongTest, Interval,
 };
+pub use correlation::{spearman, spearman_permutation_test, SpearmanTest};
 #[cfg(any(feature = "tables", feature = "plots"))]
 pub use error::WriteError;
 pub use error::{Class, EvalError, Result};

@@ -31,7 +31,7 @@ use experiments::{mean_min_max, write_table};
 use mesa_eval::plot::{
     grid_heatmap_plot, panel_grid_plot, BandSeries, GridPanel, Panel, SeriesLabelPosition,
 };
-use mesa_eval::{auroc_bootstrap, wilson_interval, BootstrapParams};
+use mesa_eval::{auroc_bootstrap, spearman_permutation_test, wilson_interval, BootstrapParams};
 use mesa_gdfp::metrics::fit_probe_validated;
 use mesa_goalmisgen::obs::{self, Mask};
 use mesa_goalmisgen::{
@@ -749,15 +749,16 @@ fn predictor_rows(rows: &[ModelRow]) -> Result<Vec<PredictorRow>> {
                     },
                 )
                 .ok();
-                let rho = Some(spearman(&values, &target)).filter(|v| v.is_finite());
+                // Undefined (None) when the signal or the target is constant over the models.
+                let test = spearman_permutation_test(&values, &target, 10_000, 0).ok();
                 out.push(PredictorRow {
                     group: group.clone(),
                     signal: name,
                     target: target_name,
                     n_models: kept.len(),
                     n_positive: labels.iter().filter(|&&l| l).count(),
-                    spearman: rho,
-                    spearman_p: rho.map(|r| spearman_permutation_p(&values, &target, r)),
+                    spearman: test.map(|t| t.rho),
+                    spearman_p: test.map(|t| t.p_value),
                     auroc: report.as_ref().map(|r| r.auroc),
                     auroc_lo: report.as_ref().map(|r| r.lo),
                     auroc_hi: report.as_ref().map(|r| r.hi),
@@ -766,56 +767,6 @@ fn predictor_rows(rows: &[ModelRow]) -> Result<Vec<PredictorRow>> {
         }
     }
     Ok(out)
-}
-
-/// Share of 10 000 seeded permutations of `y` whose |Spearman| with `x` reaches |`observed`|
-/// (the observed order counted as one of them, so the p-value is never 0).
-fn spearman_permutation_p(x: &[f64], y: &[f64], observed: f64) -> f64 {
-    const PERMUTATIONS: usize = 10_000;
-    let mut rng = StdRng::seed_from_u64(0);
-    let mut shuffled = y.to_vec();
-    let mut at_least = 1;
-    for _ in 0..PERMUTATIONS {
-        shuffled.shuffle(&mut rng);
-        let r = spearman(x, &shuffled);
-        if r.is_finite() && r.abs() >= observed.abs() - 1e-12 {
-            at_least += 1;
-        }
-    }
-    at_least as f64 / (PERMUTATIONS + 1) as f64
-}
-
-/// Spearman's rank correlation: Pearson's correlation of the ranks (ties get their mean rank);
-/// NaN when either side is constant.
-fn spearman(x: &[f64], y: &[f64]) -> f64 {
-    pearson(&ranks(x), &ranks(y))
-}
-
-fn ranks(v: &[f64]) -> Vec<f64> {
-    let mut order: Vec<usize> = (0..v.len()).collect();
-    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
-    let mut r = vec![0.0; v.len()];
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
-            j += 1;
-        }
-        for &k in &order[i..=j] {
-            r[k] = (i + j) as f64 / 2.0 + 1.0;
-        }
-        i = j + 1;
-    }
-    r
-}
-
-fn pearson(x: &[f64], y: &[f64]) -> f64 {
-    let n = x.len() as f64;
-    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
-    let cov: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let vx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
-    let vy: f64 = y.iter().map(|b| (b - my).powi(2)).sum();
-    cov / (vx * vy).sqrt()
 }
 
 /// Per randomization value (sorted), the mean / min / max over seeds of `value`.
