@@ -4,6 +4,8 @@
 //! all or nothing); [`write_table`] stamps them with the run's seed, its configuration and the
 //! git revision of the code.
 
+pub mod goal_misgen;
+
 use std::path::Path;
 
 use anyhow::{Context, Result};
