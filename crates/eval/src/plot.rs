@@ -326,9 +326,7 @@ pub fn panel_grid_plot(
         plot: name.to_string(),
         reason,
     };
-    if panels.is_empty() || columns == 0 {
-        return Err(invalid("needs at least one panel and one column".into()));
-    }
+    let (columns, rows) = grid_shape(name, panels.len(), columns)?;
     let mut labels: Vec<&str> = Vec::new();
     let mut layouts = Vec::with_capacity(panels.len());
     for (p, panel) in panels.iter().enumerate() {
@@ -346,8 +344,6 @@ pub fn panel_grid_plot(
             }
         }
     }
-    let columns = columns.min(panels.len());
-    let rows = panels.len().div_ceil(columns);
     let size = if panels.len() == 1 {
         PLOT_SIZE
     } else {
@@ -365,6 +361,19 @@ pub fn panel_grid_plot(
         rows,
     };
     render_sized(dir, name, &figure, size)
+}
+
+/// Columns and rows of a grid of `n_panels` panels in at most `columns` columns, filled row
+/// by row; an error with no panel or no column.
+fn grid_shape(name: &str, n_panels: usize, columns: usize) -> Result<(usize, usize), WriteError> {
+    if n_panels == 0 || columns == 0 {
+        return Err(WriteError::InvalidPlot {
+            plot: name.to_string(),
+            reason: "needs at least one panel and one column".into(),
+        });
+    }
+    let columns = columns.min(n_panels);
+    Ok((columns, n_panels.div_ceil(columns)))
 }
 
 /// Axis ranges of a checked panel.
@@ -735,9 +744,7 @@ pub fn grid_heatmap_plot(
         plot: name.to_string(),
         reason,
     };
-    if panels.is_empty() || columns == 0 {
-        return Err(invalid("needs at least one panel and one column".into()));
-    }
+    let (columns, rows) = grid_shape(name, panels.len(), columns)?;
     for (p, g) in panels.iter().enumerate() {
         let n = g.width * g.height;
         let problem = if n == 0 {
@@ -762,8 +769,6 @@ pub fn grid_heatmap_plot(
             return Err(invalid(format!("panel {p} (`{}`): {reason}", g.title)));
         }
     }
-    let columns = columns.min(panels.len());
-    let rows = panels.len().div_ceil(columns);
     let size = (columns as u32 * 300 + 20, rows as u32 * 320 + 60);
     render_sized(
         dir,
