@@ -94,54 +94,42 @@ pub struct Mask {
 
 /// For every cell, the first move of a shortest path from `from` to it (ties go to the first
 /// action in [`Action::ALL`], as in the planner) and its length; `None` for `from` itself,
-/// walls and unreachable cells.
+/// walls and unreachable cells. One breadth-first search: it runs for every observation.
 pub fn hints(level: &Level, from: Pos) -> Vec<Option<Hint>> {
-    let dist = level.distances_from(from);
-    first_moves(level, from)
-        .into_iter()
-        .zip(dist)
-        .map(|(m, d)| {
-            Some(Hint {
-                first_move: m?,
-                distance: d?,
-            })
-        })
-        .collect()
-}
-
-/// For every cell, the first move of a shortest path from `from` to it (ties as in [`hints`]).
-pub fn first_moves(level: &Level, from: Pos) -> Vec<Option<Action>> {
-    let mut first: Vec<Option<Action>> = vec![None; level.n_cells()];
-    let mut seen = vec![false; level.n_cells()];
+    let mut hints: Vec<Option<Hint>> = vec![None; level.n_cells()];
     if !level.is_open(from) {
-        return first;
+        return hints;
     }
+    let mut seen = vec![false; level.n_cells()];
     seen[level.index(from)] = true;
-    let mut queue = std::collections::VecDeque::new();
     // Expanding the start's neighbours in action order, then breadth first, gives every cell
     // the first move of the earliest-ordered shortest path.
-    for a in Action::ALL {
-        let next = level.step(from, a);
-        let i = level.index(next);
-        if !seen[i] {
-            seen[i] = true;
-            first[i] = Some(a);
-            queue.push_back(next);
-        }
-    }
-    while let Some(p) = queue.pop_front() {
-        let move_here = first[level.index(p)];
+    let mut queue: std::collections::VecDeque<(Pos, Option<Hint>)> =
+        std::collections::VecDeque::from([(from, None)]);
+    while let Some((p, here)) = queue.pop_front() {
         for a in Action::ALL {
             let next = level.step(p, a);
             let i = level.index(next);
             if !seen[i] {
                 seen[i] = true;
-                first[i] = move_here;
-                queue.push_back(next);
+                let hint = Hint {
+                    first_move: here.map_or(a, |h| h.first_move),
+                    distance: here.map_or(1, |h| h.distance + 1),
+                };
+                hints[i] = Some(hint);
+                queue.push_back((next, Some(hint)));
             }
         }
     }
-    first
+    hints
+}
+
+/// For every cell, the first move of a shortest path from `from` to it (ties as in [`hints`]).
+pub fn first_moves(level: &Level, from: Pos) -> Vec<Option<Action>> {
+    hints(level, from)
+        .into_iter()
+        .map(|h| h.map(|h| h.first_move))
+        .collect()
 }
 
 /// The token sequence an agent sees in `episode`'s current state.

@@ -217,6 +217,12 @@ fn navigation_hints_are_first_moves_of_shortest_paths_and_match_the_planner_on_m
         let from = level.start;
         let hints = obs::first_moves(&level, from);
         let dist = level.distances_from(from);
+        // The hint's length is the BFS distance, wherever there is a hint.
+        for (h, d) in obs::hints(&level, from).iter().zip(&dist) {
+            if let Some(h) = h {
+                assert_eq!(Some(h.distance), *d);
+            }
+        }
         for p in (0..level.n_cells()).map(|i| level.pos(i)) {
             let i = level.index(p);
             match (hints[i], dist[i]) {
