@@ -418,13 +418,14 @@ pub fn goal_probes(
     };
     let mut shuffled_cells = fit_cells.to_vec();
     shuffled_cells.shuffle(&mut rng);
-    let majority = {
-        let mut counts = vec![0usize; n_cells];
-        for &c in fit_cells {
-            counts[c] += 1;
-        }
-        (0..n_cells).max_by_key(|&c| counts[c]).unwrap_or(0)
-    };
+    // The targets and the baselines are the same at every layer.
+    let (fit_targets, shuffled_targets) = (one_hot(fit_cells), one_hot(&shuffled_cells));
+    let mut counts = vec![0usize; n_cells];
+    for &c in fit_cells {
+        counts[c] += 1;
+    }
+    let n_classes = counts.iter().filter(|&&c| c > 0).count();
+    let majority = (0..n_cells).max_by_key(|&c| counts[c]).unwrap_or(0);
     let share = |predicted: &dyn Fn(usize) -> usize| {
         test_cells
             .iter()
@@ -432,6 +433,8 @@ pub fn goal_probes(
             .filter(|&(i, &c)| predicted(i) == c)
             .count()
     };
+    let corner_baseline = proxy.map(|p| share(&|_| p) as f64 / PROBE_TEST as f64);
+    let majority_baseline = share(&|_| majority) as f64 / PROBE_TEST as f64;
     let mut rows = Vec::with_capacity(hooks.len());
     for (layer, &hook) in hooks.iter().enumerate() {
         let acts = cache.array3(hook)?;
@@ -440,8 +443,8 @@ pub fn goal_probes(
             features.slice(ndarray::s![..PROBE_FIT, ..]).to_owned(),
             features.slice(ndarray::s![PROBE_FIT.., ..]).to_owned(),
         );
-        let accuracy_of = |labels: &[usize]| -> Result<usize> {
-            let probe = fit_probe_validated(&fit_x, &one_hot(labels), &PROBE_LAMBDAS, 0.2)?;
+        let accuracy_of = |targets: &Array2<f64>| -> Result<usize> {
+            let probe = fit_probe_validated(&fit_x, targets, &PROBE_LAMBDAS, 0.2)?;
             let predicted = probe.predict(&test_x);
             let argmax: Vec<usize> = predicted
                 .rows()
@@ -461,12 +464,9 @@ pub fn goal_probes(
                 .collect();
             Ok(share(&|i| argmax[i]))
         };
-        let correct = accuracy_of(fit_cells)?;
-        let shuffled = accuracy_of(&shuffled_cells)?;
+        let correct = accuracy_of(&fit_targets)?;
+        let shuffled = accuracy_of(&shuffled_targets)?;
         let ci = wilson_interval(correct, PROBE_TEST, 0.95)?;
-        let mut distinct = fit_cells.to_vec();
-        distinct.sort_unstable();
-        distinct.dedup();
         rows.push(ProbeRow {
             env: job.env,
             model_id: job.model_id.clone(),
@@ -477,12 +477,12 @@ pub fn goal_probes(
             layer,
             n_fit: PROBE_FIT,
             n_test: PROBE_TEST,
-            n_classes: distinct.len(),
+            n_classes,
             accuracy: ci.estimate,
             accuracy_lo: ci.lo,
             accuracy_hi: ci.hi,
-            corner_baseline: proxy.map(|p| share(&|_| p) as f64 / PROBE_TEST as f64),
-            majority_baseline: share(&|_| majority) as f64 / PROBE_TEST as f64,
+            corner_baseline,
+            majority_baseline,
             shuffled_accuracy: shuffled as f64 / PROBE_TEST as f64,
         });
     }
