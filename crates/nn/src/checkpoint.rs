@@ -2,8 +2,17 @@
 //!
 //! `NAME.safetensors` holds every parameter as a little-endian f32 tensor under the names
 //! below; `NAME.json` holds the [`CheckpointMeta`] (config, seed, steps, data hash, git
-//! revision, training log). In Python:
-//! `safetensors.numpy.load_file("NAME.safetensors")["blocks.0.attn.W_Q"]`.
+//! revision, training log, the vocabulary as a list of words indexed by token id, and the
+//! SHA-256 of the weights file). In Python:
+//! `safetensors.numpy.load_file("NAME.safetensors")["blocks.0.attn.W_Q"]`;
+//! `notebooks/checkpoint_forward.ipynb` reimplements the forward pass from these tensors.
+//!
+//! Loading checks the sidecar first (format, config within [`ModelConfig::validate`]'s bounds,
+//! vocabulary), then the weights file against the sidecar's SHA-256 (so new weights beside an
+//! old sidecar are refused), then every tensor's name, dtype and shape against the config before
+//! any model is allocated, then that every value is finite. Sidecars of format 1 (before the
+//! hash and the vocabulary) still load, with a warning on stderr that their weights cannot be
+//! verified; saving again upgrades them.
 //!
 //! | name | shape |
 //! |---|---|
@@ -19,7 +28,12 @@
 //! | `ln_final.w`, `ln_final.b` | `[d_model]` |
 //! | `unembed.W_U`, `unembed.b_U` | `[d_model, d_out]`, `[d_out]` |
 //!
-//! Matrices are stored `[in, out]` (the model computes `x @ W`), as TransformerLens does.
+//! Matrices are stored `[in, out]` (the model computes `x @ W + b`), as TransformerLens does.
+//! The forward pass of a token model: `x = W_E[tokens] + W_pos[:len]`; per block, pre-LayerNorm
+//! (biased variance, eps 1e-5) before attention and before the MLP, causal softmax attention with
+//! scores scaled by `1/sqrt(d_head)` (or, for `linear` attention, the raw scores times a causal
+//! `1/n_positions` mask), `z @ W_O + b_O` added to the residual stream, then
+//! `GELU_tanh(x @ W_in + b_in) @ W_out + b_out` added; a final LayerNorm and `x @ W_U + b_U`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,12 +43,16 @@ use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::ModelConfig;
+use crate::config::{InputFront, ModelConfig};
 use crate::error::{NnError, Result};
 use crate::model::Transformer;
 use crate::train::{StepLog, TrainConfig};
+use crate::vocab::Vocab;
 
-const FORMAT_VERSION: u32 = 1;
+/// The sidecar format this build writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest sidecar format this build reads (format 1 has no weights hash and no vocabulary).
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// Everything recorded beside the weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,6 +69,14 @@ pub struct CheckpointMeta {
     pub training_log: Vec<StepLog>,
     /// Free-form facts the organism wants kept (variant, backdoored, ...).
     pub extra: serde_json::Value,
+    /// The vocabulary of a token model, the word of token id `i` at index `i`; `None` for a
+    /// model without one (vector input, or token ids with no words).
+    #[serde(default)]
+    pub vocab: Option<Vec<String>>,
+    /// SHA-256 (hex) of the weights file; [`save_checkpoint`] fills it in and
+    /// [`load_checkpoint`] checks it. `None` only in format-1 sidecars.
+    #[serde(default)]
+    pub weights_sha256: Option<String>,
 }
 
 impl CheckpointMeta {
@@ -65,7 +91,15 @@ impl CheckpointMeta {
             git_revision: git_revision(),
             training_log: Vec::new(),
             extra: serde_json::Value::Null,
+            vocab: None,
+            weights_sha256: None,
         }
+    }
+
+    /// Records the vocabulary (id -> word) in the sidecar.
+    pub fn with_vocab(mut self, vocab: &Vocab) -> Self {
+        self.vocab = Some(vocab.words().to_vec());
+        self
     }
 }
 
@@ -77,8 +111,11 @@ pub fn checkpoint_paths(stem: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Writes weights and sidecar atomically (each to a temporary file, then renamed). The sidecar
-/// is renamed last, so a checkpoint with a sidecar always has complete weights.
+/// Writes weights and sidecar atomically (each to a temporary file, then renamed), with the
+/// weights' SHA-256 in the sidecar (`meta.weights_sha256` is overwritten). An old sidecar is
+/// removed before the new weights take its place and the new sidecar is renamed last, so a
+/// crash in between leaves weights without a sidecar (not loadable), never new weights that an
+/// old sidecar vouches for.
 pub fn save_checkpoint(stem: &Path, model: &Transformer, meta: &CheckpointMeta) -> Result<()> {
     if &meta.config != model.config() {
         return Err(NnError::Checkpoint {
@@ -86,6 +123,7 @@ pub fn save_checkpoint(stem: &Path, model: &Transformer, meta: &CheckpointMeta) 
             reason: "metadata config differs from the model's config".into(),
         });
     }
+    check_vocab(meta, stem)?;
     let (weights_path, meta_path) = checkpoint_paths(stem);
     let params = model.named_params();
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = params
@@ -113,16 +151,31 @@ pub fn save_checkpoint(stem: &Path, model: &Transformer, meta: &CheckpointMeta) 
         path: weights_path.clone(),
         reason: e.to_string(),
     })?;
-    let json = serde_json::to_vec_pretty(meta).map_err(|e| NnError::Checkpoint {
+    let meta = CheckpointMeta {
+        format_version: FORMAT_VERSION,
+        weights_sha256: Some(sha256_hex(&serialized)),
+        ..meta.clone()
+    };
+    let json = serde_json::to_vec_pretty(&meta).map_err(|e| NnError::Checkpoint {
         path: meta_path.clone(),
         reason: e.to_string(),
     })?;
+    match std::fs::remove_file(&meta_path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(NnError::Io {
+                path: meta_path,
+                source: e,
+            })
+        }
+        _ => {}
+    }
     write_atomic(&weights_path, &serialized)?;
     write_atomic(&meta_path, &json)
 }
 
-/// Loads a checkpoint. With `expected`, the stored config must equal it. Every tensor is checked
-/// for presence, dtype and shape; errors name the file and the tensor.
+/// Loads a checkpoint. With `expected`, the stored config must equal it. The sidecar, the
+/// weights' hash, and every tensor's presence, dtype, shape and values are checked (see the
+/// module docs); errors name the file and the tensor.
 pub fn load_checkpoint(
     stem: &Path,
     expected: Option<&ModelConfig>,
@@ -133,92 +186,164 @@ pub fn load_checkpoint(
         move |source| NnError::Io { path, source }
     };
     let meta_bytes = std::fs::read(&meta_path).map_err(io(&meta_path))?;
-    let meta: CheckpointMeta =
-        serde_json::from_slice(&meta_bytes).map_err(|e| NnError::Checkpoint {
-            path: meta_path.clone(),
-            reason: format!("corrupt sidecar: {e}"),
-        })?;
-    if meta.format_version != FORMAT_VERSION {
-        return Err(NnError::Checkpoint {
-            path: meta_path,
-            reason: format!(
-                "format version {} (this build reads {FORMAT_VERSION})",
-                meta.format_version
-            ),
-        });
+    let meta = read_sidecar(&meta_bytes, &meta_path, expected)?;
+    let bytes = std::fs::read(&weights_path).map_err(io(&weights_path))?;
+    match &meta.weights_sha256 {
+        Some(hash) => {
+            let actual = sha256_hex(&bytes);
+            if &actual != hash {
+                return Err(NnError::Checkpoint {
+                    path: weights_path,
+                    reason: format!(
+                        "SHA-256 {actual} differs from {hash} recorded in {}: the weights are \
+                         not the ones the sidecar describes",
+                        meta_path.display()
+                    ),
+                });
+            }
+        }
+        None => eprintln!(
+            "warning: {}: sidecar format {} records no weights hash; {} is loaded unverified \
+             (save the checkpoint again to upgrade it)",
+            meta_path.display(),
+            meta.format_version,
+            weights_path.display()
+        ),
     }
+    let model = model_from_safetensors(&bytes, &meta.config, &weights_path)?;
+    Ok((model, meta))
+}
+
+/// Parses and checks a sidecar: format version, config bounds, `expected`, vocabulary.
+fn read_sidecar(
+    bytes: &[u8],
+    path: &Path,
+    expected: Option<&ModelConfig>,
+) -> Result<CheckpointMeta> {
+    let bad = |reason: String| NnError::Checkpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta: CheckpointMeta =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("corrupt sidecar: {e}")))?;
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&meta.format_version) {
+        return Err(bad(format!(
+            "format version {} (this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})",
+            meta.format_version
+        )));
+    }
+    if meta.format_version >= 2 && meta.weights_sha256.is_none() {
+        return Err(bad("format 2 sidecar without `weights_sha256`".into()));
+    }
+    meta.config
+        .validate()
+        .map_err(|e| bad(format!("config: {e}")))?;
     if let Some(expected) = expected {
         if &meta.config != expected {
-            return Err(NnError::Checkpoint {
-                path: meta_path,
-                reason: format!(
-                    "config mismatch: checkpoint has preset `{}` {:?}, expected preset `{}` {:?}",
-                    meta.config.preset, meta.config, expected.preset, expected
-                ),
-            });
+            return Err(bad(format!(
+                "config mismatch: checkpoint has preset `{}` {:?}, expected preset `{}` {:?}",
+                meta.config.preset, meta.config, expected.preset, expected
+            )));
         }
     }
-    let bytes = std::fs::read(&weights_path).map_err(io(&weights_path))?;
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| NnError::Checkpoint {
-        path: weights_path.clone(),
+    check_vocab(&meta, path)?;
+    Ok(meta)
+}
+
+/// A recorded vocabulary must be valid and as long as the token model's input.
+fn check_vocab(meta: &CheckpointMeta, path: &Path) -> Result<()> {
+    let Some(words) = &meta.vocab else {
+        return Ok(());
+    };
+    let bad = |reason: String| NnError::Checkpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match meta.config.input {
+        InputFront::Tokens { vocab } if vocab == words.len() => {}
+        InputFront::Tokens { vocab } => {
+            return Err(bad(format!(
+                "vocabulary of {} words for a model of {vocab} tokens",
+                words.len()
+            )))
+        }
+        InputFront::Vectors { .. } => {
+            return Err(bad("vocabulary recorded for a vector-input model".into()))
+        }
+    }
+    Vocab::new(words).map_err(|e| bad(format!("vocabulary: {e}")))?;
+    Ok(())
+}
+
+/// Builds the model of `config` from safetensors `bytes`. Names, dtypes and shapes are checked
+/// against `config` before the model is allocated; values must be finite.
+fn model_from_safetensors(bytes: &[u8], config: &ModelConfig, path: &Path) -> Result<Transformer> {
+    let tensors = SafeTensors::deserialize(bytes).map_err(|e| NnError::Checkpoint {
+        path: path.to_path_buf(),
         reason: format!("truncated or corrupt safetensors file: {e}"),
     })?;
+    let tensor_err = |tensor: &str, reason: String| NnError::CheckpointTensor {
+        path: path.to_path_buf(),
+        tensor: tensor.to_string(),
+        reason,
+    };
+    let shapes = config.param_shapes();
+    for (name, shape) in &shapes {
+        let view = tensors
+            .tensor(name)
+            .map_err(|_| tensor_err(name, "missing".into()))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(tensor_err(
+                name,
+                format!("dtype {:?}, expected F32", view.dtype()),
+            ));
+        }
+        if view.shape() != shape.as_slice() {
+            return Err(tensor_err(
+                name,
+                format!("shape {:?}, the config needs {shape:?}", view.shape()),
+            ));
+        }
+    }
+    if let Some(extra) = tensors
+        .names()
+        .into_iter()
+        .find(|n| !shapes.iter().any(|(name, _)| name == *n))
+    {
+        return Err(tensor_err(extra, "not a parameter of this config".into()));
+    }
     // Weights are overwritten below; the seed does not matter.
-    let mut model = Transformer::new(meta.config.clone(), 0)?;
+    let mut model = Transformer::new(config.clone(), 0)?;
     let mut failure = None;
-    let mut expected_names = Vec::new();
     model.visit_params_mut(&mut |name, mut p| {
-        expected_names.push(name.to_string());
         if failure.is_some() {
             return;
         }
-        let tensor_err = |reason: String| NnError::CheckpointTensor {
-            path: weights_path.clone(),
-            tensor: name.to_string(),
-            reason,
+        // Present with the right shape: checked above against the same config.
+        let Ok(view) = tensors.tensor(name) else {
+            failure = Some(tensor_err(name, "missing".into()));
+            return;
         };
-        let view = match tensors.tensor(name) {
-            Ok(v) => v,
-            Err(_) => return failure = Some(tensor_err("missing".into())),
-        };
-        if view.dtype() != Dtype::F32 {
-            return failure = Some(tensor_err(format!(
-                "dtype {:?}, expected F32",
-                view.dtype()
-            )));
-        }
-        if view.shape() != p.dims().as_slice() {
-            return failure = Some(tensor_err(format!(
-                "shape {:?}, the config needs {:?}",
-                view.shape(),
-                p.dims()
-            )));
-        }
         let values: Vec<f32> = view
             .data()
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        if values.iter().any(|v| !v.is_finite()) {
-            return failure = Some(tensor_err("contains NaN or infinite values".into()));
+        if values.len() != p.dims().iter().product::<usize>() {
+            failure = Some(tensor_err(
+                name,
+                "data length differs from its shape".into(),
+            ));
+        } else if values.iter().any(|v| !v.is_finite()) {
+            failure = Some(tensor_err(name, "contains NaN or infinite values".into()));
+        } else {
+            p.set_values(&values);
         }
-        p.set_values(&values);
     });
-    if let Some(e) = failure {
-        return Err(e);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(model),
     }
-    if let Some(extra) = tensors
-        .names()
-        .into_iter()
-        .find(|n| !expected_names.contains(n))
-    {
-        return Err(NnError::CheckpointTensor {
-            path: weights_path,
-            tensor: extra.clone(),
-            reason: "not a parameter of this config".into(),
-        });
-    }
-    Ok((model, meta))
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
@@ -251,24 +376,46 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// SHA-256 (hex) of anything serialisable: the training data's fingerprint.
 pub fn data_hash<T: Serialize>(data: &T) -> String {
     let bytes = serde_json::to_vec(data).expect("training data serialises to JSON");
-    let digest = Sha256::digest(&bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(&bytes)
 }
 
-/// The current git revision (with `-dirty` if the work tree has changes), or `None` outside
-/// a git checkout.
+/// SHA-256 of `bytes`, as 64 lowercase hex digits (what `sha256sum` prints).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The git revision of the work tree this process runs in (with `-dirty` if tracked files
+/// differ from it), or `None` outside a git checkout. Taken once, at the first call, and the
+/// same for every later call: a run calls it before it writes anything, so its own result
+/// files (tracked under `results/`) do not make the tables it writes after the first one
+/// `-dirty`.
 pub fn git_revision() -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
+    static REVISION: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    REVISION
+        .get_or_init(|| git_revision_in(Path::new(".")))
+        .clone()
+}
+
+/// The git revision of the work tree at `dir` now (with `-dirty` if tracked files differ from
+/// it), or `None` outside a git checkout. Not cached; see [`git_revision`].
+pub fn git_revision_in(dir: &Path) -> Option<String> {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+    };
+    let out = git(&["rev-parse", "HEAD"])?;
     if !out.status.success() {
         return None;
     }
     let rev = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let dirty = std::process::Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
-        .output()
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
         .map(|o| !o.stdout.is_empty())
         .unwrap_or(false);
     Some(if dirty { format!("{rev}-dirty") } else { rev })

@@ -24,6 +24,17 @@ pub enum NnError {
     #[error("training diverged at step {step}: loss is {loss}")]
     NonFiniteLoss { step: usize, loss: f32 },
 
+    /// The model put out a NaN or an infinity where generation chooses the next token.
+    #[error(
+        "non-finite logit for token {token} after position {position} of prompt {prompt}: the \
+         model is broken (NaN or infinite weights or activations)"
+    )]
+    NonFiniteLogits {
+        prompt: usize,
+        position: usize,
+        token: usize,
+    },
+
     #[error("unknown word `{word}` (not in the vocabulary)")]
     UnknownWord { word: String },
 

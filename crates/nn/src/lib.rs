@@ -14,8 +14,8 @@
 //!   activations, through hooked runs;
 //! - [`train()`]: AdamW, warm-up + cosine, clipping, loss masks, seeded batches, a per-step log;
 //! - [`generate`]: batched greedy or temperature sampling;
-//! - [`save_checkpoint`] / [`load_checkpoint`]: safetensors + JSON sidecar (tensor names in
-//!   [`checkpoint`]);
+//! - [`save_checkpoint`] / [`load_checkpoint`]: safetensors + JSON sidecar with the vocabulary
+//!   and the weights' SHA-256, checked on load (tensor names in [`checkpoint`]);
 //! - [`Vocab`]: a word-level vocabulary where an unknown word is an error;
 //! - [`config_file`]: the organisms' TOML config files (reading, [`ConfigFileError`], the shared
 //!   `[model]` and `[train]` sections).
@@ -38,10 +38,15 @@ pub mod checkpoint;
 pub mod config;
 pub mod config_file;
 pub mod error;
+mod fused;
 pub mod hooks;
+mod kernels;
 pub mod model;
 mod ops;
+pub mod parallel;
 pub mod params;
+#[cfg(test)]
+mod reference;
 pub mod sample;
 pub mod train;
 pub mod vocab;
@@ -56,10 +61,12 @@ pub use hooks::{
     ActivationCache, BlockHook, CacheFilter, CachedTensor, Hook, HookFn, HookPoint, Hooks,
     Intervention,
 };
+pub use kernels::{kernel_threads, with_kernel_threads};
 pub use model::{Input, TapedLogits, TapedScalar, Transformer};
+pub use parallel::parallel_map;
 pub use sample::{generate, Sampling};
 pub use train::{
-    loss_and_gradients, loss_on, token_batch, token_sampler, train, StepLog, Targets, TokenExample,
-    TrainConfig, Trainer,
+    loss_and_gradients, loss_on, token_batch, token_sampler, train, train_observed, NoObserver,
+    StepLog, Targets, TokenExample, TrainConfig, TrainObserver, Trainer,
 };
 pub use vocab::Vocab;

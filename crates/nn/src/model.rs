@@ -12,8 +12,9 @@ use ndarray::{Array2, Array3, ArrayD, IxDyn};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::config::{AttentionKind, InputFront, ModelConfig};
+use crate::config::{InputFront, ModelConfig};
 use crate::error::{NnError, Result};
+use crate::fused::{self, Activation};
 use crate::hooks::{
     keep_and_add, ActivationCache, BlockHook, CacheFilter, CachedTensor, HookPoint, Hooks,
 };
@@ -455,28 +456,20 @@ impl Transformer {
             Some(ln) => layer_norm(resid_pre.clone().put_tape(tape), ln),
             None => resid_pre.clone().put_tape(tape),
         };
-        let (normed, tape) = normed.split_tape();
-        let q = linear(normed.clone().put_tape(tape), &block.q)
-            .reshape_like(&(b, s, h, dh))
-            .permute::<_, Axes4<0, 2, 1, 3>>();
-        let k = linear(normed.clone().retaped::<T>(), &block.k)
-            .reshape_like(&(b, s, h, dh))
-            .permute::<_, Axes4<0, 2, 3, 1>>();
-        let v = linear(normed.retaped::<T>(), &block.v)
-            .reshape_like(&(b, s, h, dh))
-            .permute::<_, Axes4<0, 2, 1, 3>>();
-        let scores: T4<T> = q.matmul(k);
-        let pattern = match self.config.attention {
-            AttentionKind::Softmax => crate::ops::causal_softmax(scores, 1.0 / (dh as f32).sqrt()),
-            AttentionKind::Linear => {
-                scores
-                    * self
-                        .causal_mean_mask(s)
-                        .broadcast_like::<_, Axes2<0, 1>>(&(b, h, s, s))
-            }
-        };
+        let qkv = fused::linear(
+            normed,
+            &[
+                (&block.q.w, &block.q.b),
+                (&block.k.w, &block.k.b),
+                (&block.v.w, &block.v.b),
+            ],
+            Activation::Identity,
+        );
+        let (qkv, tape) = qkv.split_tape();
+        let pattern =
+            fused::attention_pattern(qkv.clone().put_tape(tape), h, dh, self.config.attention);
         let pattern = self.hook(run, at(BlockHook::AttnPattern), pattern)?;
-        let z: T4<T> = pattern.matmul(v).permute::<_, Axes4<0, 2, 1, 3>>();
+        let z = fused::attend(pattern, qkv.retaped::<T>());
         let z = self.hook(run, at(BlockHook::AttnZ), z)?;
         let attn_out = linear(z.reshape_like(&(b, s, h * dh)), &block.o);
         let attn_out = self.hook(run, at(BlockHook::AttnOut), attn_out)?;
@@ -493,7 +486,8 @@ impl Transformer {
             Some(ln) => layer_norm(resid_mid.clone().put_tape(tape), ln),
             None => resid_mid.clone().put_tape(tape),
         };
-        let mlp_out = linear(crate::ops::gelu(linear(normed, w_in)), w_out);
+        let hidden = fused::linear(normed, &[(&w_in.w, &w_in.b)], Activation::Gelu);
+        let mlp_out = linear(hidden, w_out);
         let mlp_out = self.hook(run, at(BlockHook::MlpOut), mlp_out)?;
         debug_assert_eq!(mlp_out.shape().2, d);
         self.hook(
@@ -501,21 +495,6 @@ impl Transformer {
             at(BlockHook::ResidPost),
             resid_mid.retaped::<T>() + mlp_out,
         )
-    }
-
-    /// `[q, k]`: `1/(q+1)` where `k <= q`, 0 after: linear attention averages over the past.
-    fn causal_mean_mask(&self, s: usize) -> Tensor<(usize, usize), f32, Cpu> {
-        let data = (0..s * s)
-            .map(|i| {
-                let (q, k) = (i / s, i % s);
-                if k <= q {
-                    1.0 / (q + 1) as f32
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        self.dev.tensor_from_vec(data, (s, s))
     }
 
     /// A hook site: applies the call's interventions at `point`, then caches the result.
@@ -567,7 +546,7 @@ impl<T: Tape<f32, Cpu>> IntoCached for T4<T> {
 }
 
 fn linear<T: Tape<f32, Cpu>>(x: T3<T>, l: &Linear) -> T3<T> {
-    crate::ops::add_bias(x.matmul(l.w.retaped::<T>()), &l.b)
+    fused::linear(x, &[(&l.w, &l.b)], Activation::Identity)
 }
 
 fn layer_norm<T: Tape<f32, Cpu>>(x: T3<T>, ln: &LayerNorm) -> T3<T> {

@@ -292,13 +292,47 @@ impl Trainer {
     }
 }
 
+/// Something that watches a training run step by step: it sees what a trainer has (the step's
+/// log, and the model right after the step) and may stop the run with an error. An online
+/// training-dynamics monitor is one.
+pub trait TrainObserver {
+    /// Called after every optimiser step.
+    ///
+    /// # Errors
+    /// Whatever the observer reports; training stops with it.
+    fn observe(&mut self, model: &Transformer, log: &StepLog) -> Result<()>;
+}
+
+/// The observer that watches nothing.
+pub struct NoObserver;
+
+impl TrainObserver for NoObserver {
+    fn observe(&mut self, _model: &Transformer, _log: &StepLog) -> Result<()> {
+        Ok(())
+    }
+}
+
 /// Trains `model` in place for `config.steps` steps. `next_batch(rng, step)` draws each batch
 /// from an rng seeded with `config.seed`. Stops with [`NnError::NonFiniteLoss`] at the first NaN
 /// or infinite loss or gradient.
 pub fn train(
     model: &mut Transformer,
     config: &TrainConfig,
+    next_batch: impl FnMut(&mut StdRng, usize) -> Result<(Input, Targets)>,
+    show_progress: bool,
+) -> Result<Vec<StepLog>> {
+    train_observed(model, config, next_batch, &mut NoObserver, show_progress)
+}
+
+/// [`train`] with an observer called after every step (the same batches, the same numbers).
+///
+/// # Errors
+/// As [`train`], and the observer's own error.
+pub fn train_observed(
+    model: &mut Transformer,
+    config: &TrainConfig,
     mut next_batch: impl FnMut(&mut StdRng, usize) -> Result<(Input, Targets)>,
+    observer: &mut dyn TrainObserver,
     show_progress: bool,
 ) -> Result<Vec<StepLog>> {
     let mut trainer = Trainer::new(model, config.clone())?;
@@ -325,6 +359,10 @@ pub fn train(
         };
         if step % 20 == 0 {
             bar.set_message(format!("loss {:.4}", entry.loss));
+        }
+        if let Err(e) = observer.observe(model, &entry) {
+            bar.abandon();
+            return Err(e);
         }
         log.push(entry);
         bar.inc(1);
