@@ -98,6 +98,32 @@ pub fn expected_calibration_error(probs: &[f64], labels: &[bool], n_bins: usize)
         .sum())
 }
 
+/// Mean binary cross-entropy (log loss) of probabilities against outcomes, in nats, as
+/// scikit-learn's `log_loss` with its clipping: each probability is clipped to
+/// `[eps, 1 - eps]` with `eps = 1e-15` so that a confident mistake costs about 34.5 nats
+/// instead of infinity. TrojAI scores its round submissions with this loss; always predicting
+/// 0.5 gives ln 2 = 0.693.
+///
+/// # Errors
+/// As [`brier_score`].
+pub fn log_loss(probs: &[f64], labels: &[bool]) -> Result<f64> {
+    check_probabilities(probs, labels)?;
+    const EPS: f64 = 1e-15;
+    let total: f64 = probs
+        .iter()
+        .zip(labels)
+        .map(|(&p, &l)| {
+            let p = p.clamp(EPS, 1.0 - EPS);
+            if l {
+                -p.ln()
+            } else {
+                -(1.0 - p).ln()
+            }
+        })
+        .sum();
+    Ok(total / probs.len() as f64)
+}
+
 fn outcome(label: bool) -> f64 {
     if label {
         1.0
@@ -153,6 +179,21 @@ mod tests {
         let probs = [0.9, 0.2, 0.6, 1.0];
         let labels = [true, false, false, true];
         assert_close(brier_score(&probs, &labels).unwrap(), 0.1025);
+    }
+
+    #[test]
+    fn log_loss_matches_hand_computation_and_clips() {
+        // -(ln 0.9 + ln 0.8 + ln 0.4) / 3 (the third is a negative predicted at 0.6).
+        let probs = [0.9, 0.2, 0.6];
+        let labels = [true, false, false];
+        let expected = -(0.9f64.ln() + 0.8f64.ln() + 0.4f64.ln()) / 3.0;
+        assert_close(log_loss(&probs, &labels).unwrap(), expected);
+        // A confident mistake is clipped at 1e-15: -ln(1e-15) = 34.538776394910684.
+        let clipped = log_loss(&[0.0], &[true]).unwrap();
+        assert!((clipped - 34.538_776_394_910_684).abs() < 1e-9, "{clipped}");
+        assert_close(log_loss(&[0.5, 0.5], &[true, false]).unwrap(), 2f64.ln());
+        assert!(log_loss(&[f64::NAN], &[true]).is_err());
+        assert!(log_loss(&[0.5], &[true, false]).is_err());
     }
 
     #[test]

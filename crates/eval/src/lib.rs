@@ -52,10 +52,12 @@ mod input;
 #[cfg(feature = "tables")]
 mod row;
 #[cfg(any(feature = "tables", feature = "plots"))]
-mod staged;
+pub mod staged;
 
 pub use auroc::{auroc, average_precision, roc_curve, RocCurve};
-pub use calibration::{brier_score, expected_calibration_error, reliability_bins, CalibrationBin};
+pub use calibration::{
+    brier_score, expected_calibration_error, log_loss, reliability_bins, CalibrationBin,
+};
 pub use ci::{
     auroc_bootstrap, auroc_cluster_bootstrap, auroc_delong, bootstrap_ci, delong_test,
     delong_variance, wilson_interval, AurocReport, BootstrapParams, CiMethod, DeLongTest, Interval,
@@ -64,4 +66,6 @@ pub use correlation::{spearman, spearman_permutation_test, SpearmanTest};
 #[cfg(any(feature = "tables", feature = "plots"))]
 pub use error::WriteError;
 pub use error::{Class, EvalError, Result};
+#[cfg(any(feature = "tables", feature = "plots"))]
+pub use staged::StagedDir;
 pub use threshold::{threshold_at_fpr, tpr_at_fpr, TprAtFpr};

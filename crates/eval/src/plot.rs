@@ -4,6 +4,8 @@
 //! - [`metric_by_layer_plot`]: a metric (AUROC, ...) per layer, one line per series, each with
 //!   its confidence band, and optional horizontal reference lines (a random-direction baseline);
 //! - [`score_histogram_plot`]: the score distribution of each class, normalised per class;
+//! - [`tornado_plot`]: a sensitivity (tornado) chart, one bar per input from its low to its high
+//!   value around the baseline output;
 //! - [`grid_heatmap_plot`]: gridworlds coloured by a value per cell, with walls and markers;
 //! - [`lines_plot`] and [`panel_grid_plot`]: any y against any x, one line per [`BandSeries`]
 //!   with an optional band (a CI, the range across seeds), solid or dashed, on one chart or a
@@ -40,6 +42,9 @@ use plotters::style::register_font;
 
 /// Where a [`Panel`]'s legend goes (plotters' type, re-exported so callers need no plotters).
 pub use plotters::chart::SeriesLabelPosition;
+
+mod tornado;
+pub use tornado::{tornado_plot, TornadoBar};
 
 use crate::auroc::RocCurve;
 use crate::error::WriteError;

@@ -35,7 +35,11 @@ use serde::Serialize;
 
 use crate::error::WriteError;
 use crate::row::{row_cells, Cell};
+
 use crate::staged::Staged;
+/// Polars types a reader of [`read_csv`] / [`read_parquet`] needs, so callers need no direct
+/// Polars dependency.
+pub use polars::prelude::{DataFrame, DataType};
 
 /// Where a table's numbers came from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
