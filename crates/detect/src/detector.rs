@@ -1,14 +1,15 @@
-//! The two detector contracts and the data they are fitted on.
+//! The input-level detector contract and the data it is fitted on.
 //!
-//! Both follow linfa's shape at the level of whole models: a detector value holds validated
-//! hyper-parameters (built by the registry or by the detector crate's own params builder);
-//! `fit` returns a separate fitted object; only a fitted object scores. A detector sees a model
-//! only as a [`Transformer`] from `mesa-nn` (forward, `run_with_cache`, hooks, gradients) and
-//! inputs only as token ids, never through an organism's internals.
+//! It follows linfa's shape: a detector value holds validated hyper-parameters (built by the
+//! registry or by the detector crate's own params builder); `fit` returns a separate fitted
+//! object; only a fitted object scores. A detector sees a model only as a [`Transformer`] from
+//! `mesa-nn` (forward, `run_with_cache`, hooks, gradients) and inputs only as token ids, never
+//! through an organism's internals. The model-level contract is in [`crate::audit`].
 
 use mesa_nn::Transformer;
 
 use crate::error::{DetectError, Result};
+use crate::meta::Requires;
 
 /// One input: token ids of a prompt, unpadded. Detectors that batch pad on the right, which a
 /// causal model cannot see from earlier positions.
@@ -66,8 +67,9 @@ pub struct ContrastPair {
     pub negative: Tokens,
 }
 
-/// Everything a detector may be fitted on. Which parts it needs, it says in
-/// [`InputDetector::requires`]; [`FitData::check`] turns a missing part into an error.
+/// Everything an input-level detector may be fitted on. Which parts it needs, it says in
+/// [`InputDetector::requires`]; a harness fits through [`fit_input`], which hides the parts it
+/// did not declare, and [`FitData::check`] turns a missing part into an error.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FitData<'a> {
     /// Inputs with ground-truth labels (supervised detectors).
@@ -78,35 +80,26 @@ pub struct FitData<'a> {
     pub pairs: &'a [ContrastPair],
 }
 
-/// The parts of [`FitData`] a detector needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Requires {
-    pub labelled: bool,
-    pub unlabelled: bool,
-    pub pairs: bool,
-}
-
-impl Requires {
-    pub const NOTHING: Requires = Requires {
-        labelled: false,
-        unlabelled: false,
-        pairs: false,
-    };
-    pub const LABELLED: Requires = Requires {
-        labelled: true,
-        ..Self::NOTHING
-    };
-    pub const UNLABELLED: Requires = Requires {
-        unlabelled: true,
-        ..Self::NOTHING
-    };
-    pub const PAIRS: Requires = Requires {
-        pairs: true,
-        ..Self::NOTHING
-    };
-}
-
 impl<'a> FitData<'a> {
+    /// A copy holding only the parts `requires` names: what a harness passes to a detector,
+    /// so that a detector cannot read data it did not declare (a "generic" detector cannot
+    /// peek at labels).
+    pub fn masked(&self, requires: Requires) -> FitData<'a> {
+        FitData {
+            labelled: if requires.labelled {
+                self.labelled
+            } else {
+                None
+            },
+            unlabelled: if requires.unlabelled {
+                self.unlabelled
+            } else {
+                &[]
+            },
+            pairs: if requires.pairs { self.pairs } else { &[] },
+        }
+    }
+
     /// The labelled part, or an error naming the detector that needed it.
     ///
     /// # Errors
@@ -169,38 +162,6 @@ pub trait FittedInputDetector {
     fn score(&self, model: &Transformer, inputs: &[Tokens]) -> Result<Vec<f64>>;
 }
 
-/// A model known to be positive (backdoored, deceptive) or negative, to fit a model-level
-/// detector on.
-#[derive(Clone, Copy)]
-pub struct ReferenceModel<'a> {
-    pub model: &'a Transformer,
-    pub positive: bool,
-}
-
-/// A model-level detector with validated hyper-parameters: scores a whole model (higher = more
-/// likely backdoored or deceptive), optionally after fitting on reference models.
-pub trait ModelDetector {
-    fn name(&self) -> String;
-
-    /// Fits on reference models (an empty slice for detectors that need none).
-    ///
-    /// # Errors
-    /// Unusable references, a failed model run, a failed numerical fit.
-    fn fit(&self, references: &[ReferenceModel<'_>]) -> Result<Box<dyn FittedModelDetector>>;
-}
-
-/// A fitted model-level detector.
-pub trait FittedModelDetector {
-    fn name(&self) -> String;
-
-    /// The model's score; `probe_inputs` are inputs the detector may run the model on. Call
-    /// through [`score_model`], which checks the result.
-    ///
-    /// # Errors
-    /// Unusable inputs or a failed model run.
-    fn score_model(&self, model: &Transformer, probe_inputs: &[Tokens]) -> Result<f64>;
-}
-
 /// Scores `inputs` and checks the detector kept its contract: one finite score per input.
 ///
 /// # Errors
@@ -228,22 +189,16 @@ pub fn score_inputs(
     Ok(scores)
 }
 
-/// Scores a model and checks the score is finite.
+/// Fits `detector` on `data` masked to what it declares ([`InputDetector::requires`]): the
+/// way a harness fits, so that a detector asking for data it did not declare gets an error,
+/// not the data.
 ///
 /// # Errors
-/// The detector's own error, or [`DetectError::BadScores`].
-pub fn score_model(
-    detector: &dyn FittedModelDetector,
+/// The detector's own error (for undeclared data: [`DetectError::InvalidFitData`]).
+pub fn fit_input(
+    detector: &dyn InputDetector,
     model: &Transformer,
-    probe_inputs: &[Tokens],
-) -> Result<f64> {
-    let score = detector.score_model(model, probe_inputs)?;
-    if score.is_finite() {
-        Ok(score)
-    } else {
-        Err(DetectError::BadScores {
-            detector: detector.name(),
-            reason: format!("model score is {score}"),
-        })
-    }
+    data: &FitData<'_>,
+) -> Result<Box<dyn FittedInputDetector>> {
+    detector.fit(model, &data.masked(detector.requires()))
 }

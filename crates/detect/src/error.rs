@@ -34,6 +34,11 @@ pub enum DetectError {
     #[error("detector `{detector}`: {reason}")]
     BadScores { detector: String, reason: String },
 
+    /// A detector broke the contract it registered with (it declares other data than its
+    /// registry entry says).
+    #[error("detector `{detector}` breaks its contract: {reason}")]
+    Contract { detector: String, reason: String },
+
     /// No detector of this name is registered.
     #[error("unknown detector `{name}`; registered: {known}")]
     UnknownDetector { name: String, known: String },

@@ -1,19 +1,26 @@
 //! `mesa-detect`: the contract every detector crate implements, and the registry experiments
 //! iterate.
 //!
-//! - [`InputDetector`] -> `fit` -> [`FittedInputDetector`]: fitted (optionally) on
-//!   [`FitData`] (labelled inputs, unlabelled inputs, generic [`ContrastPair`]s), then scores
-//!   inputs; higher = more likely to defect or deceive.
-//! - [`ModelDetector`] -> `fit` -> [`FittedModelDetector`]: fitted (optionally) on
-//!   [`ReferenceModel`]s, then scores a whole model.
-//! - [`Registry`]: name -> constructor. A detector crate exports `register(&mut Registry)`;
-//!   experiments call it once and iterate [`Registry::input_detectors`].
+//! - [`InputDetector`] -> [`fit_input`] -> [`FittedInputDetector`]: fitted (optionally) on
+//!   [`FitData`] (labelled inputs, unlabelled inputs, generic [`ContrastPair`]s) masked to what
+//!   it declares in [`InputDetector::requires`], then scores inputs through [`score_inputs`];
+//!   higher = more likely to defect or deceive.
+//! - [`ModelDetector`] -> [`fit_model`] -> [`FittedModelDetector`]: fitted on an
+//!   [`AuditContext`] (vocabulary, generic prompts as [`mesa_nn::Input`], contrast pairs,
+//!   training-split reference models, an optional [`TaskChecker`]) masked to its [`Needs`],
+//!   then audits a whole model through [`score_model`]: a [`Verdict`], a score (higher = more
+//!   likely harmful-backdoored) and its [`Evidence`] (named numbers, recovered triggers). The
+//!   context has no field for the trigger, the backdoor family or the model's role.
+//! - [`Registry`]: name -> [`InputInfo`] / [`ModelInfo`] (family, data it may see, whether its
+//!   sign is identifiable, whether it gets a shuffled-label null, control or method) and a
+//!   constructor. A detector crate exports `register(&mut Registry)`; experiments call it once,
+//!   iterate [`Registry::input_detectors`] / [`Registry::model_detectors`] and read the info,
+//!   never the name.
 //!
 //! Detectors see a model only through `mesa-nn`'s inspection API ([`mesa_nn::Transformer`]:
-//! `run_with_cache`, hooks, gradients) and inputs only as token ids: they know no organism.
-//! Errors are errors: a detector that cannot score returns a [`DetectError`], never a "safe"
-//! score, and [`score_inputs`] / [`score_model`] reject a NaN or a missing score before it
-//! reaches an evaluation.
+//! `run_with_cache`, hooks, gradients): they know no organism. Errors are errors: a detector
+//! that cannot score returns a [`DetectError`], never a "safe" score, and [`score_inputs`] /
+//! [`score_model`] reject a NaN or a missing score before it reaches an evaluation.
 //!
 //! ```
 //! use mesa_detect::*;
@@ -37,127 +44,38 @@
 //! }
 //!
 //! let mut registry = Registry::new();
-//! registry.register_input("length", "input length", |_| Ok(Box::new(Length)))?;
+//! let info = InputInfo::new(Family::Control, "input length", Requires::NOTHING);
+//! registry.register_input("length", info, |_| Ok(Box::new(Length)))?;
 //! let model = Transformer::new(Tiny::language_model(10, 16), 0).expect("model");
 //! let spec = DetectorSpec { seed: 0, hook: HookPoint::resid_post(0) };
 //! for entry in registry.input_detectors() {
-//!     let fitted = (entry.construct)(&spec)?.fit(&model, &FitData::default())?;
+//!     assert_eq!(entry.info.family, Family::Control);
+//!     let fitted = fit_input(entry.build(&spec)?.as_ref(), &model, &FitData::default())?;
 //!     let scores = score_inputs(fitted.as_ref(), &model, &[vec![1, 2], vec![1, 2, 3]])?;
 //!     assert_eq!(scores, [2.0, 3.0]);
 //! }
 //! # Ok::<(), DetectError>(())
 //! ```
 
+pub mod audit;
 pub mod detector;
 pub mod error;
+pub mod meta;
 pub mod registry;
 
+pub use audit::{
+    fit_model, score_model, token_inputs, AuditContext, Evidence, FittedModelDetector,
+    ModelDetector, PromptSet, ReferenceModel, TaskChecker, TriggerEvidence, Verdict,
+};
 pub use detector::{
-    score_inputs, score_model, ContrastPair, FitData, FittedInputDetector, FittedModelDetector,
-    InputDetector, Labelled, ModelDetector, ReferenceModel, Requires, Tokens,
+    fit_input, score_inputs, ContrastPair, FitData, FittedInputDetector, InputDetector, Labelled,
+    Tokens,
 };
 pub use error::{DetectError, Result};
-pub use registry::{DetectorSpec, Entry, InputConstructor, ModelConstructor, Registry};
+pub use meta::{Family, InputInfo, ModelInfo, Needs, Requires};
+pub use registry::{
+    DetectorSpec, Entry, InputConstructor, InputEntry, ModelConstructor, ModelEntry, Registry,
+};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use mesa_nn::{HookPoint, Preset, Tiny, Transformer};
-
-    /// A broken detector: returns `value` for every input, and one score too few if `short`.
-    struct Broken {
-        value: f64,
-        short: bool,
-    }
-
-    impl FittedInputDetector for Broken {
-        fn name(&self) -> String {
-            "broken".into()
-        }
-        fn score(&self, _: &Transformer, inputs: &[Tokens]) -> Result<Vec<f64>> {
-            let n = inputs.len() - usize::from(self.short);
-            Ok(vec![self.value; n])
-        }
-    }
-
-    struct NeedsPairs;
-
-    impl InputDetector for NeedsPairs {
-        fn name(&self) -> String {
-            "needs-pairs".into()
-        }
-        fn requires(&self) -> Requires {
-            Requires::PAIRS
-        }
-        fn fit(&self, _: &Transformer, data: &FitData<'_>) -> Result<Box<dyn FittedInputDetector>> {
-            data.check(&self.name(), self.requires())?;
-            Ok(Box::new(Broken {
-                value: 0.0,
-                short: false,
-            }))
-        }
-    }
-
-    fn model() -> Transformer {
-        Transformer::new(Tiny::language_model(10, 16), 0).expect("model")
-    }
-
-    #[test]
-    fn nan_score_is_an_error_not_a_score() {
-        let inputs = [vec![1, 2], vec![3]];
-        let nan = Broken {
-            value: f64::NAN,
-            short: false,
-        };
-        let err = score_inputs(&nan, &model(), &inputs).expect_err("NaN refused");
-        assert!(matches!(err, DetectError::BadScores { .. }), "{err}");
-        let short = Broken {
-            value: 0.5,
-            short: true,
-        };
-        assert!(matches!(
-            score_inputs(&short, &model(), &inputs),
-            Err(DetectError::BadScores { .. })
-        ));
-    }
-
-    #[test]
-    fn missing_fit_data_is_named() {
-        let err = NeedsPairs
-            .fit(&model(), &FitData::default())
-            .err()
-            .expect("no pairs");
-        assert!(err.to_string().contains("contrast pairs"), "{err}");
-    }
-
-    #[test]
-    fn labelled_needs_both_classes_and_matching_lengths() {
-        let inputs = [vec![1], vec![2]];
-        assert!(Labelled::new(&inputs, &[true, true]).is_err());
-        assert!(Labelled::new(&inputs, &[true]).is_err());
-        assert!(Labelled::new(&inputs, &[true, false]).is_ok());
-    }
-
-    #[test]
-    fn registry_rejects_duplicates_and_names_known_detectors() {
-        let mut registry = Registry::new();
-        let construct: InputConstructor = |_| Ok(Box::new(NeedsPairs));
-        registry
-            .register_input("needs-pairs", "test", construct)
-            .expect("first");
-        assert!(matches!(
-            registry.register_input("needs-pairs", "test", construct),
-            Err(DetectError::DuplicateName { .. })
-        ));
-        let spec = DetectorSpec {
-            seed: 1,
-            hook: HookPoint::resid_post(0),
-        };
-        let err = registry.input("nope", &spec).err().expect("unknown");
-        assert!(err.to_string().contains("needs-pairs"), "{err}");
-        assert_eq!(
-            registry.input("needs-pairs", &spec).expect("built").name(),
-            "needs-pairs"
-        );
-    }
-}
+mod tests;

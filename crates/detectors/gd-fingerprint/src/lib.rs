@@ -35,11 +35,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`GdFingerprintDetector`] is the same measurement as a `mesa-detect` model-level detector
+//! ([`register`]): it reads the tasks from the audit context's generic prompts (with their
+//! targets), line-searches one-step GD on the fit prompts itself, and takes the probe's
+//! untrained baseline from the context's clean references.
+//!
 //! The detector knows no organism: it sees a model through `mesa-nn` and tasks as arrays.
+pub mod detector;
 pub mod error;
 pub mod metrics;
 pub mod tasks;
 
+pub use detector::{register, FittedGdFingerprint, GdFingerprintDetector};
 pub use error::{GdfpError, Result};
 pub use tasks::RegressionTasks;
 

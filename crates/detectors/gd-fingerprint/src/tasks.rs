@@ -84,6 +84,58 @@ impl RegressionTasks {
         Self::new(self.xs.clone(), self.ys.clone(), x_q, Array1::zeros(t))
     }
 
+    /// The tasks back from model inputs in this format (batches `[T_i, N + 1, d + 1]`, the
+    /// query's `y` slot ignored), with the query targets `y_q` the caller knows. Values are
+    /// the inputs' `f32`s.
+    pub fn from_inputs(inputs: &[Input], y_q: &[f64]) -> Result<Self> {
+        let mut batches = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            match input {
+                Input::Vectors(v) => batches.push(v.view()),
+                Input::Tokens(_) => {
+                    return Err(GdfpError::InvalidTasks(
+                        "regression tasks are vectors, got tokens".into(),
+                    ))
+                }
+            }
+        }
+        let v = ndarray::concatenate(Axis(0), &batches)
+            .map_err(|e| GdfpError::InvalidTasks(format!("batches of unequal shape: {e}")))?;
+        let (t, s, w) = v.dim();
+        if s < 2 || w < 2 {
+            return Err(GdfpError::InvalidTasks(format!(
+                "inputs [{t}, {s}, {w}] hold no context example and query"
+            )));
+        }
+        if y_q.len() != t {
+            return Err(GdfpError::InvalidTasks(format!(
+                "{} targets for {t} tasks",
+                y_q.len()
+            )));
+        }
+        let (n, d) = (s - 1, w - 1);
+        let v = v.mapv(f64::from);
+        Self::new(
+            v.slice(s![.., ..n, ..d]).to_owned(),
+            v.slice(s![.., ..n, d]).to_owned(),
+            v.slice(s![.., n, ..d]).to_owned(),
+            Array1::from(y_q.to_vec()),
+        )
+    }
+
+    /// The line-searched learning rate of one-step GD from `w = 0` on these tasks (closed form:
+    /// the least-squares scale of `x_q . X^T y / N` against `y_q`).
+    pub fn line_search_gd1(&self) -> Result<f64> {
+        let a = (&self.xty() * &self.x_q).sum_axis(Axis(1));
+        let aa = a.dot(&a);
+        if aa <= 0.0 {
+            return Err(GdfpError::InvalidTasks(
+                "all one-step GD predictions are zero; the learning rate is undetermined".into(),
+            ));
+        }
+        Ok(a.dot(&self.y_q) / aa)
+    }
+
     /// The model input `[T, N + 1, d + 1]`.
     pub fn encode(&self) -> Input {
         let (t, n, d) = self.xs.dim();

@@ -6,8 +6,8 @@ use std::str::FromStr;
 
 use linfa::prelude::*;
 use mesa_detect::{
-    DetectError, DetectorSpec, FitData, FittedInputDetector, InputDetector, Registry, Requires,
-    Tokens,
+    DetectError, DetectorSpec, Family, FitData, FittedInputDetector, InputDetector, InputInfo,
+    Registry, Requires, Tokens,
 };
 use mesa_nn::{HookPoint, Transformer};
 use ndarray::{concatenate, Array1, Array2, Axis};
@@ -88,6 +88,21 @@ impl ProbeMethod {
     /// AUROC means anything.
     pub fn sign_identifiable(self) -> bool {
         !matches!(self, ProbeMethod::TopPc)
+    }
+
+    /// What a harness must know about this method: its data, sign, controls.
+    pub fn info(self) -> InputInfo {
+        InputInfo {
+            sign_identifiable: self.sign_identifiable(),
+            // The probes fitted on labels get a null of refits on permuted labels; the single
+            // shuffled fit is itself that control.
+            shuffled_null: matches!(
+                self,
+                ProbeMethod::Logistic | ProbeMethod::MeanDiff | ProbeMethod::Lda
+            ),
+            control: self == ProbeMethod::Shuffled,
+            ..InputInfo::new(Family::Probe, self.summary(), self.requires())
+        }
     }
 
     /// Fits this method on labelled activations `x` (`[n, d]`) and labels `y`, as its detector
@@ -301,25 +316,25 @@ pub fn register(registry: &mut Registry) -> mesa_detect::Result<()> {
     ) -> mesa_detect::Result<Box<dyn InputDetector>> {
         Ok(Box::new(ProbeDetector::new(method, spec)))
     }
-    registry.register_input("logistic", ProbeMethod::Logistic.summary(), |s| {
+    registry.register_input("logistic", ProbeMethod::Logistic.info(), |s| {
         construct(ProbeMethod::Logistic, s)
     })?;
-    registry.register_input("mean-diff", ProbeMethod::MeanDiff.summary(), |s| {
+    registry.register_input("mean-diff", ProbeMethod::MeanDiff.info(), |s| {
         construct(ProbeMethod::MeanDiff, s)
     })?;
-    registry.register_input("lda", ProbeMethod::Lda.summary(), |s| {
+    registry.register_input("lda", ProbeMethod::Lda.info(), |s| {
         construct(ProbeMethod::Lda, s)
     })?;
-    registry.register_input("lat", ProbeMethod::Lat.summary(), |s| {
+    registry.register_input("lat", ProbeMethod::Lat.info(), |s| {
         construct(ProbeMethod::Lat, s)
     })?;
-    registry.register_input("contrast", ProbeMethod::Contrast.summary(), |s| {
+    registry.register_input("contrast", ProbeMethod::Contrast.info(), |s| {
         construct(ProbeMethod::Contrast, s)
     })?;
-    registry.register_input("top-pc", ProbeMethod::TopPc.summary(), |s| {
+    registry.register_input("top-pc", ProbeMethod::TopPc.info(), |s| {
         construct(ProbeMethod::TopPc, s)
     })?;
-    registry.register_input("shuffled", ProbeMethod::Shuffled.summary(), |s| {
+    registry.register_input("shuffled", ProbeMethod::Shuffled.info(), |s| {
         construct(ProbeMethod::Shuffled, s)
     })
 }

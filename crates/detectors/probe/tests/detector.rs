@@ -1,6 +1,8 @@
 //! Every registered probe through the `mesa-detect` contract on a small untrained model.
 
-use mesa_detect::{score_inputs, ContrastPair, DetectorSpec, FitData, Labelled, Registry};
+use mesa_detect::{
+    fit_input, score_inputs, ContrastPair, DetectorSpec, Family, FitData, Labelled, Registry,
+};
 use mesa_nn::{HookPoint, Preset, Tiny, Transformer};
 
 #[test]
@@ -38,12 +40,18 @@ fn every_registered_probe_fits_and_scores_through_the_contract() {
         hook: HookPoint::resid_post(1),
     };
     for entry in registry.input_detectors() {
-        let detector = (entry.construct)(&spec).expect("construct");
-        let fitted = detector.fit(&model, &data).expect(entry.name);
+        assert_eq!(entry.info.family, Family::Probe);
+        let detector = entry.build(&spec).expect("construct");
+        let fitted = fit_input(detector.as_ref(), &model, &data).expect(entry.name);
         let scores = score_inputs(fitted.as_ref(), &model, &inputs).expect("scores");
         assert_eq!(scores.len(), inputs.len());
         assert!(fitted.name().starts_with(entry.name));
     }
+    // The harness reads sign and controls from the info, not the name.
+    let info = |name: &str| registry.input_entry(name).expect(name).info;
+    assert!(!info("top-pc").sign_identifiable && info("lat").sign_identifiable);
+    assert!(info("logistic").shuffled_null && !info("contrast").shuffled_null);
+    assert!(info("shuffled").control && !info("shuffled").shuffled_null);
     // Missing fit data is an error, never a default score.
     let lat = registry.input("lat", &spec).expect("lat");
     assert!(lat.fit(&model, &FitData::default()).is_err());
