@@ -37,6 +37,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod config_file;
+mod cross_entropy;
 pub mod error;
 mod fused;
 pub mod hooks;

@@ -9,6 +9,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use crate::cross_entropy::weighted_cross_entropy;
 use crate::error::{NnError, Result};
 use crate::model::{Input, TapedLogits, TapedScalar, Transformer};
 
@@ -194,19 +195,22 @@ pub fn loss_on(logits: TapedLogits, targets: &Targets) -> Result<TapedScalar> {
             "the batch has no position to train on".into(),
         ));
     }
-    let w: Tensor<(usize,), f32, Cpu> =
-        dev.tensor_from_vec(weights.iter().map(|w| w / total).collect(), (b * s,));
+    let w: Vec<f32> = weights.iter().map(|w| w / total).collect();
     match targets {
         Targets::Classes { ids, .. } => {
+            if ids.dim() != (b, s) {
+                return Err(NnError::InvalidInput(format!(
+                    "target ids have shape {:?}, logits are [{b}, {s}, _]",
+                    ids.dim()
+                )));
+            }
             if let Some(&bad) = ids.iter().find(|&&id| id >= v) {
                 return Err(NnError::InvalidInput(format!(
                     "target class {bad} is outside the output width {v}"
                 )));
             }
-            let idx: Tensor<(usize,), usize, Cpu> =
-                dev.tensor_from_vec(ids.iter().copied().collect(), (b * s,));
-            let logp = logits.reshape_like(&(b * s, v)).log_softmax::<Axis<1>>();
-            Ok((logp.select(idx) * w).sum::<(), _>().negate())
+            let ids: Vec<usize> = ids.iter().copied().collect();
+            Ok(weighted_cross_entropy(logits, &ids, &w))
         }
         Targets::Values { values, .. } => {
             if values.dim() != (b, s, v) {
@@ -220,6 +224,7 @@ pub fn loss_on(logits: TapedLogits, targets: &Targets) -> Result<TapedScalar> {
             let sq = (logits.reshape_like(&(b * s, v)) - y)
                 .square()
                 .sum::<(usize,), Axis<1>>();
+            let w: Tensor<(usize,), f32, Cpu> = dev.tensor_from_vec(w, (b * s,));
             Ok((sq * w).sum::<(), _>())
         }
     }
