@@ -4,6 +4,7 @@
 //! all or nothing); [`write_table`] stamps them with the run's seed, its configuration and the
 //! git revision of the code.
 
+pub mod audit_report;
 pub mod goal_misgen;
 pub mod model_audit;
 pub mod notebook_fixture;
