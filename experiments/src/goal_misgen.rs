@@ -3,6 +3,8 @@
 //! probes with their controls, the goal vector), the predictor table and the plots. The binary
 //! parses arguments, runs the jobs on threads and writes the tables.
 
+pub mod cli;
+
 use std::path::Path;
 use std::time::Instant;
 

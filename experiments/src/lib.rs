@@ -5,7 +5,9 @@
 //! git revision of the code.
 
 pub mod audit_report;
+pub mod benchmark;
 pub mod goal_misgen;
+pub mod icl_mesa;
 pub mod model_audit;
 pub mod notebook_fixture;
 pub mod risk_model;

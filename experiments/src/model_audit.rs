@@ -9,6 +9,7 @@
 //! `mesa_audit::RiskModel` fitted on training-split models, judged on test-split models).
 //! Building the audit contexts and running the detectors is in [`run`].
 
+pub mod cli;
 pub mod run;
 
 use std::collections::BTreeMap;

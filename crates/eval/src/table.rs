@@ -254,6 +254,33 @@ pub fn read_csv(path: &Path) -> Result<DataFrame, WriteError> {
         .map_err(|e| polars_error(path, e))
 }
 
+/// Reads a CSV table written by [`write_table`] as records: one map per row from column name
+/// to the cell as text (`""` for a missing value), for readers that want no Polars types.
+///
+/// # Errors
+/// [`WriteError::Polars`] naming the file if it is missing or malformed.
+pub fn read_records(path: &Path) -> Result<Vec<BTreeMap<String, String>>, WriteError> {
+    let frame = read_csv(path)?;
+    let columns = frame.columns();
+    (0..frame.height())
+        .map(|i| {
+            columns
+                .iter()
+                .map(|c| {
+                    let cell = c.get(i).map_err(|e| polars_error(path, e))?;
+                    let text = match cell {
+                        AnyValue::Null => String::new(),
+                        AnyValue::String(s) => s.to_string(),
+                        AnyValue::StringOwned(s) => s.to_string(),
+                        other => other.to_string(),
+                    };
+                    Ok((c.name().to_string(), text))
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Reads a Parquet table written by [`write_table`], with its key-value metadata.
 ///
 /// # Errors
@@ -502,6 +529,15 @@ mod tests {
         assert_eq!(delta, [Some(-3), Some(4)]);
         let best: Vec<Option<bool>> = values(col("best").bool().expect("bool"));
         assert_eq!(best, [Some(false), Some(true)]);
+
+        let records = read_records(&written.csv).expect("records");
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0]["model"], "backdoored");
+        assert_eq!(records[1]["probe"], "mean, \"diff\"");
+        assert_eq!(records[0]["layer"], "0");
+        assert_eq!(records[0]["note"], "");
+        assert_eq!(records[1]["best"], "true");
+        assert_eq!(records[1]["auroc"].parse::<f64>().ok(), Some(0.5));
 
         let (parquet, kv) = read_parquet(&written.parquet).expect("parquet");
         assert!(parquet.equals_missing(&written.frame));
