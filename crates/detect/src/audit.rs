@@ -3,7 +3,8 @@
 //!
 //! What the auditor has is the [`AuditContext`]: the model's vocabulary, generic task prompts
 //! (untriggered), generic contrast pairs, reference models of the training split, and
-//! optionally a checker of its own task's answers. It has no field for the trigger, the
+//! optionally a checker of its own task's answers and the audited model's own training log
+//! (where its checkpoint kept one). It has no field for the trigger, the
 //! backdoor family or the audited model's role, so no detector can see them. A detector
 //! declares in [`ModelDetector::needs`] which parts it reads; a harness fits and scores through
 //! [`fit_model`] and [`score_model`], which hide the parts it did not declare and reject a
@@ -12,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use mesa_nn::{Input, Transformer, Vocab};
+use mesa_nn::{Input, StepLog, Transformer, Vocab};
 use serde::{Deserialize, Serialize};
 
 use crate::detector::{ContrastPair, Tokens};
@@ -117,6 +118,10 @@ pub struct AuditContext<'a> {
     pub labelled_references: &'a [ReferenceModel<'a>],
     /// The auditor's checker of its own task's answers.
     pub checker: Option<&'a TaskChecker>,
+    /// The audited model's own training log, one entry per optimiser step, where its
+    /// checkpoint recorded one (`mesa_nn::CheckpointMeta::training_log`); `None` for a model
+    /// without one. It belongs to the audited model, not to the references.
+    pub training_log: Option<&'a [StepLog]>,
 }
 
 impl fmt::Debug for AuditContext<'_> {
@@ -129,6 +134,7 @@ impl fmt::Debug for AuditContext<'_> {
             .field("clean_references", &self.clean_references.len())
             .field("labelled_references", &self.labelled_references.len())
             .field("checker", &self.checker.is_some())
+            .field("training_log", &self.training_log.map(<[StepLog]>::len))
             .finish()
     }
 }
@@ -160,6 +166,7 @@ impl<'a> AuditContext<'a> {
                 &[]
             },
             checker: self.checker.filter(|_| needs.checker),
+            training_log: self.training_log.filter(|_| needs.training_log),
         }
     }
 
@@ -262,6 +269,20 @@ impl<'a> AuditContext<'a> {
     pub fn task_checker(&self, detector: &str) -> Result<&'a TaskChecker> {
         self.checker
             .ok_or_else(|| Self::missing(detector, "a task checker"))
+    }
+
+    /// The audited model's training log, or an error if there is none.
+    ///
+    /// # Errors
+    /// [`DetectError::MissingTrainingLog`] if there is none, it is empty, or it was masked
+    /// away (not declared in the detector's needs).
+    pub fn training_log(&self, detector: &str) -> Result<&'a [StepLog]> {
+        match self.training_log {
+            Some(log) if !log.is_empty() => Ok(log),
+            _ => Err(DetectError::MissingTrainingLog {
+                detector: detector.to_string(),
+            }),
+        }
     }
 }
 

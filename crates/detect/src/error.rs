@@ -21,6 +21,14 @@ pub enum DetectError {
     #[error("detector `{detector}`: fit data: {reason}")]
     InvalidFitData { detector: String, reason: String },
 
+    /// The audited model comes without a training log (a checkpoint saved without one), or the
+    /// detector did not declare it in its needs: a detector that reads the log has no score.
+    #[error(
+        "detector `{detector}`: needs the audited model's training log, none given (the \
+         checkpoint records none, or the detector did not declare it in its needs)"
+    )]
+    MissingTrainingLog { detector: String },
+
     /// Inputs to score are unusable (empty batch, empty sequence).
     #[error("detector `{detector}`: inputs: {reason}")]
     InvalidInputs { detector: String, reason: String },

@@ -7,7 +7,8 @@
 //!   higher = more likely to defect or deceive.
 //! - [`ModelDetector`] -> [`fit_model`] -> [`FittedModelDetector`]: fitted on an
 //!   [`AuditContext`] (vocabulary, generic prompts as [`mesa_nn::Input`], contrast pairs,
-//!   training-split reference models, an optional [`TaskChecker`]) masked to its [`Needs`],
+//!   training-split reference models, an optional [`TaskChecker`], the audited model's own
+//!   training log where its checkpoint kept one) masked to its [`Needs`],
 //!   then audits a whole model through [`score_model`]: a [`Verdict`], a score (higher = more
 //!   likely harmful-backdoored) and its [`Evidence`] (named numbers, recovered triggers). The
 //!   context has no field for the trigger, the backdoor family or the model's role.

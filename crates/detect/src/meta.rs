@@ -115,6 +115,10 @@ pub struct Needs {
     pub labelled_references: bool,
     /// The caller's task checker ("is this answer to the task correct?").
     pub checker: bool,
+    /// The audited model's own training log (per-step loss, gradient norm, learning rate), as
+    /// its checkpoint recorded it.
+    #[serde(default)]
+    pub training_log: bool,
 }
 
 impl Needs {
@@ -125,9 +129,14 @@ impl Needs {
         clean_references: false,
         labelled_references: false,
         checker: false,
+        training_log: false,
     };
     pub const PROMPTS: Needs = Needs {
         prompts: true,
+        ..Self::NOTHING
+    };
+    pub const TRAINING_LOG: Needs = Needs {
+        training_log: true,
         ..Self::NOTHING
     };
 
@@ -140,6 +149,7 @@ impl Needs {
             && (!refs || other.clean_references || other.labelled_references)
             && (!self.labelled_references || other.labelled_references)
             && (!self.checker || other.checker)
+            && (!self.training_log || other.training_log)
     }
 }
 

@@ -374,3 +374,114 @@ fn a_verdict_serialises_with_its_evidence() {
     let back: Verdict = serde_json::from_str(&json).expect("parse");
     assert_eq!(back, verdict);
 }
+
+/// Declares `needs` and reads the training log when auditing; scores its length.
+struct LogReader {
+    needs: Needs,
+}
+
+struct FittedLogReader;
+
+impl ModelDetector for LogReader {
+    fn name(&self) -> String {
+        "log-reader".into()
+    }
+    fn needs(&self) -> Needs {
+        self.needs
+    }
+    fn fit(&self, _: &AuditContext<'_>) -> Result<Box<dyn FittedModelDetector>> {
+        Ok(Box::new(FittedLogReader))
+    }
+}
+
+impl FittedModelDetector for FittedLogReader {
+    fn name(&self) -> String {
+        "log-reader".into()
+    }
+    fn audit(&self, _: &Transformer, context: &AuditContext<'_>) -> Result<Verdict> {
+        let log = context.training_log(&self.name())?;
+        Ok(Verdict::new(log.len() as f64, Evidence::default()))
+    }
+}
+
+fn step_log(n: usize) -> Vec<mesa_nn::StepLog> {
+    (0..n)
+        .map(|step| mesa_nn::StepLog {
+            step,
+            loss: 1.0 / (1.0 + step as f32),
+            grad_norm: 1.0,
+            lr: 1e-3,
+        })
+        .collect()
+}
+
+#[test]
+fn the_training_log_is_hidden_unless_declared() {
+    let m = model();
+    let log = step_log(5);
+    let ctx = AuditContext {
+        training_log: Some(&log),
+        ..AuditContext::default()
+    };
+    // Declared: the detector reads it.
+    let honest = LogReader {
+        needs: Needs::TRAINING_LOG,
+    };
+    let fitted = fit_model(&honest, &ctx).expect("fit");
+    let verdict = score_model(fitted.as_ref(), &m, &ctx).expect("scored");
+    assert_eq!(verdict.score, 5.0);
+    // Not declared: masked away at audit time, a typed error rather than a score.
+    let peeker = LogReader {
+        needs: Needs::PROMPTS,
+    };
+    let fitted = fit_model(&peeker, &ctx).expect("fit");
+    let err = score_model(fitted.as_ref(), &m, &ctx).expect_err("log hidden");
+    assert!(
+        matches!(err, DetectError::MissingTrainingLog { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("training log"), "{err}");
+    assert!(ctx.masked(Needs::PROMPTS).training_log.is_none());
+    assert_eq!(
+        ctx.masked(Needs::TRAINING_LOG).training_log.map(<[_]>::len),
+        Some(5)
+    );
+    // Declaring the log grants nothing else, and nothing else grants the log.
+    assert!(Needs::TRAINING_LOG.within(Needs::TRAINING_LOG));
+    assert!(!Needs::TRAINING_LOG.within(Needs {
+        prompts: true,
+        vocab: true,
+        checker: true,
+        pairs: true,
+        labelled_references: true,
+        ..Needs::NOTHING
+    }));
+    assert!(!Needs::PROMPTS.within(Needs::TRAINING_LOG));
+}
+
+#[test]
+fn a_missing_or_empty_training_log_is_a_typed_error() {
+    let m = model();
+    let detector = LogReader {
+        needs: Needs::TRAINING_LOG,
+    };
+    // A checkpoint without a log (e.g. a user's model saved by another trainer).
+    let none = AuditContext::default();
+    let fitted = fit_model(&detector, &none).expect("fit");
+    let err = score_model(fitted.as_ref(), &m, &none).expect_err("no log");
+    assert!(
+        matches!(err, DetectError::MissingTrainingLog { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("log-reader"), "{err}");
+    // An empty log is no log.
+    let empty = AuditContext {
+        training_log: Some(&[]),
+        ..AuditContext::default()
+    };
+    assert!(matches!(
+        empty.training_log("t"),
+        Err(DetectError::MissingTrainingLog { .. })
+    ));
+    assert!(format!("{empty:?}").contains("training_log: Some(0)"));
+}

