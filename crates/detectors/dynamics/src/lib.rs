@@ -13,11 +13,22 @@
 //! `mesa_nn::train_observed` can be monitored online; [`CusumMonitor::replay`] runs the same
 //! statistic offline on a finished run's log (checkpoints keep it).
 //!
+//! [`LossCusumDetector`] (`loss-cusum`, [`register`]) is the offline statistic as a
+//! `mesa-detect` model-level detector of the dynamics family: it reads the audited model's own
+//! training log from the audit context and scores late excess of the log-loss above its own
+//! trend (see [`detector`]).
+//!
 //! It knows nothing of triggers or organisms: only losses and gradient norms.
 
 use mesa_nn::{StepLog, TrainObserver, Transformer};
 use serde::Serialize;
 use thiserror::Error;
+
+pub mod detector;
+
+pub use detector::{
+    log_stats, register, LogStats, LossCusumDetector, LossCusumParams, LOSS_FLOOR, NAME, SPIKE_Z,
+};
 
 /// Errors of the crate.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -37,6 +48,8 @@ pub enum DynamicsError {
     },
     #[error("cannot calibrate a threshold: {0}")]
     Calibration(String),
+    #[error("unusable training log: {0}")]
+    InvalidLog(String),
 }
 
 pub type Result<T> = std::result::Result<T, DynamicsError>;
