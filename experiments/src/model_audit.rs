@@ -7,9 +7,11 @@
 //! table ([`model_level_rows`]: AUROC with a DeLong 95% CI and TPR at 1% FPR with the threshold
 //! from the training negatives, per test family and pooled) and the aggregate ([`aggregate`]:
 //! `mesa_audit::RiskModel` fitted on training-split models, judged on test-split models).
-//! Building the audit contexts and running the detectors is in [`run`].
+//! Building the audit contexts and running the detectors is in [`run`]; recovered triggers
+//! judged against ground truth (REASR) in [`evidence`]; the binary's flow in [`cli`].
 
 pub mod cli;
+pub mod evidence;
 pub mod run;
 
 use std::collections::BTreeMap;

