@@ -6,6 +6,7 @@
 
 pub mod audit_report;
 pub mod benchmark;
+pub mod families_eval;
 pub mod goal_misgen;
 pub mod icl_mesa;
 pub mod model_audit;
