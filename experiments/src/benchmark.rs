@@ -295,6 +295,29 @@ pub fn collect(root: &Path) -> Result<(Vec<MasterRow>, Vec<String>)> {
     Ok((rows, missing))
 }
 
+/// The stage rows of the last run that ran stages (`--collect-only` keeps them); none when the
+/// table does not exist.
+fn previous_stages(path: &Path) -> Result<Vec<StageRow>> {
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let records = mesa_eval::table::read_records(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    records
+        .iter()
+        .map(|r| {
+            let get = |k: &str| r.get(k).cloned().unwrap_or_default();
+            Ok(StageRow {
+                stage: get("stage"),
+                invocations: get("invocations").parse().unwrap_or(0),
+                seconds: get("seconds").parse().unwrap_or(f64::NAN),
+                ok: get("ok") == "true",
+                error: Some(get("error")).filter(|e| !e.is_empty()),
+            })
+        })
+        .collect()
+}
+
 /// Runs the benchmark: the selected stages, then the master table, the index and the headline.
 pub fn run(args: Args) -> Result<()> {
     let start = Instant::now();
@@ -336,6 +359,9 @@ pub fn run(args: Args) -> Result<()> {
                 error,
             });
         }
+    }
+    if args.collect_only {
+        report = previous_stages(&root.join("benchmark/stages.csv"))?;
     }
     let (rows, missing) = collect(&root)?;
     let meta = serde_json::json!({
@@ -421,6 +447,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn previous_stages_read_back_what_a_run_wrote() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(previous_stages(&dir.path().join("stages.csv"))
+            .expect("none")
+            .is_empty());
+        let rows = [
+            StageRow {
+                stage: "icl".into(),
+                invocations: 1,
+                seconds: 2.5,
+                ok: true,
+                error: None,
+            },
+            StageRow {
+                stage: "goal-misgen".into(),
+                invocations: 1,
+                seconds: 1.0,
+                ok: false,
+                error: Some("boom".into()),
+            },
+        ];
+        crate::write_table(dir.path(), "stages", &rows, 0, &()).expect("table");
+        let back = previous_stages(&dir.path().join("stages.csv")).expect("read");
+        assert_eq!(back.len(), 2);
+        assert_eq!(
+            (back[0].seconds, back[0].ok, back[0].error.clone()),
+            (2.5, true, None)
+        );
+        assert_eq!(
+            (back[1].ok, back[1].error.as_deref()),
+            (false, Some("boom"))
+        );
     }
 
     #[test]
